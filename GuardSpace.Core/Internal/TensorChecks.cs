@@ -32,8 +32,8 @@ internal static class TensorChecks
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         var m = matrix.to_type(ScalarType.Float64);
-        var scale = m.abs().max().item<double>();
-        var asym = (m - m.T).abs().max().item<double>();
+        var scale = m.abs().max().ToDouble();
+        var asym = (m - m.T).abs().max().ToDouble();
         if (asym > relativeTolerance * Math.Max(scale, double.Epsilon))
         {
             throw new ArgumentException(

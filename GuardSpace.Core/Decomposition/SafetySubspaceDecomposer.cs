@@ -1,0 +1,203 @@
+using GuardSpace.Diagnostics;
+using GuardSpace.Internal;
+using GuardSpace.Projection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace GuardSpace.Decomposition;
+
+/// <summary>
+/// The covariance-preconditioned SVD of GuardSpace stage I (and the plain-SVD baselines).
+/// <list type="number">
+/// <item>Damping: <c>C_l = C + l mean(diag C) I</c>, l doubling from <see cref="SafetySubspaceOptions.InitialDamping"/>
+/// until the Cholesky factor <c>L</c> of <c>C_l</c> exists and solves with it are accurate.</item>
+/// <item>Thin SVD <c>W C_l = U S V^T</c>, S descending.</item>
+/// <item>Only the r selected columns are back-transformed, <c>V^_r = C_l^-1 V_r</c>, by a Cholesky solve (no inverse is formed).</item>
+/// <item><c>B0 = U_r sqrt(S_r)</c>, <c>A0 = sqrt(S_r) V^_r^T</c>, residual <c>W - B0 A0</c> (or <c>W - B0 A0 P</c>).</item>
+/// </list>
+/// The maths runs in <see cref="SafetySubspaceOptions.ComputeType"/> on the weight's device; results are cast back
+/// to the weight's dtype.
+/// </summary>
+public sealed class SafetySubspaceDecomposer : ISafetySubspaceDecomposer
+{
+    private const int ProbeColumns = 4;
+    private readonly ILogger _logger;
+
+    /// <summary>Creates a decomposer.</summary>
+    /// <param name="options">The options (validated here); defaults when null.</param>
+    /// <param name="logger">Receives damping and conditioning reports.</param>
+    public SafetySubspaceDecomposer(SafetySubspaceOptions? options = null, ILogger? logger = null)
+    {
+        Options = options ?? new SafetySubspaceOptions();
+        Options.Validate();
+        _logger = logger ?? NullLogger.Instance;
+    }
+
+    /// <inheritdoc />
+    public SafetySubspaceOptions Options { get; }
+
+    /// <inheritdoc />
+    public LayerDecomposition Decompose(
+        string layerName,
+        Tensor weight,
+        Tensor? covariance,
+        int rank,
+        INullSpaceProjector? projector = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(layerName);
+        ArgumentNullException.ThrowIfNull(weight);
+        var method = Options.Method;
+        ValidateInputs(layerName, weight, covariance, rank, projector, method);
+        cancellationToken.ThrowIfCancellationRequested();
+
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var computeType = Options.ComputeType;
+        var w = weight.detach().to_type(computeType);
+
+        Tensor u, s, vh;
+        Tensor? choleskyFactor = null;
+        double damping = 0, dampingAbsolute = 0, condition = double.NaN, residual = double.NaN;
+        var doublings = 0;
+        if (method.UsesCovariance())
+        {
+            var c = covariance!.detach().to(computeType, w.device);
+            (choleskyFactor, damping, dampingAbsolute, doublings, condition, residual) = Damp(layerName, c, cancellationToken);
+            cancellationToken.ThrowIfCancellationRequested();
+            var dampedCovariance = c.clone();
+            dampedCovariance.diagonal().add_(dampingAbsolute);
+            (u, s, vh) = linalg.svd(w.mm(dampedCovariance), fullMatrices: false);
+        }
+        else
+        {
+            (u, s, vh) = linalg.svd(w, fullMatrices: false);
+        }
+
+        var singularValues = s.to_type(ScalarType.Float64).cpu().data<double>().ToArray();
+        if (singularValues.Any(v => !double.IsFinite(v)))
+        {
+            throw new ArithmeticException($"Layer '{layerName}': the SVD produced non-finite singular values. Check the weight and covariance, or decompose in Float64.");
+        }
+
+        var k = singularValues.Length;
+        var first = method.TakesSmallest() ? k - rank : 0;
+        var indices = Enumerable.Range(first, rank).ToArray();
+        var selected = torch.arange(first, first + rank, dtype: ScalarType.Int64, device: w.device);
+
+        var sqrtS = s.index_select(0, selected).sqrt();
+        var adapterB = u.index_select(1, selected) * sqrtS.unsqueeze(0);          // m x r
+        var vSelected = vh.index_select(0, selected).T;                            // n x r
+        var vHat = choleskyFactor is null ? vSelected : cholesky_solve(vSelected, choleskyFactor); // C_l^-1 V_r
+        var adapterA = (vHat * sqrtS.unsqueeze(0)).T.contiguous();                 // r x n
+        if (projector is not null)
+        {
+            projector.ProjectRowsInPlace(adapterA);
+        }
+
+        var residualWeight = w - adapterB.mm(adapterA);
+        var diagnostics = new DecompositionDiagnostics(layerName, method, singularValues, indices, damping, dampingAbsolute, doublings, condition, residual);
+        Log.LayerDecomposed(_logger, layerName, method.ToString(), rank, singularValues[indices[0]], singularValues[indices[^1]], damping, condition);
+
+        var dtype = weight.dtype;
+        return new LayerDecomposition(
+            adapterB.to_type(dtype).contiguous().MoveToOuterDisposeScope(),
+            adapterA.to_type(dtype).contiguous().MoveToOuterDisposeScope(),
+            residualWeight.to_type(dtype).contiguous().MoveToOuterDisposeScope(),
+            diagnostics,
+            projector is not null);
+    }
+
+    private (Tensor Factor, double Damping, double Absolute, int Doublings, double Condition, double Residual) Damp(
+        string layerName, Tensor c, CancellationToken cancellationToken)
+    {
+        var n = c.shape[0];
+        var meanDiagonal = c.diagonal().mean().ToDouble();
+        if (!(meanDiagonal > 0))
+        {
+            throw new ArgumentException(
+                $"Layer '{layerName}': the safety covariance has a zero diagonal (no activation reached this layer). " +
+                "Run the safety prompts through the model with the collector attached before decomposing.");
+        }
+
+        // Fixed probes make the acceptance test deterministic.
+        var generator = new Generator(0x5AFE, c.device);
+        var probes = randn(n, ProbeColumns, dtype: c.dtype, device: c.device, generator: generator);
+        var probeNorm = probes.norm().ToDouble();
+        var l = Options.InitialDamping;
+        for (var doublings = 0; doublings <= Options.MaxDampingDoublings; doublings++, l *= 2)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var absolute = l * meanDiagonal;
+            var damped = c.clone();
+            damped.diagonal().add_(absolute);
+            var (factor, info) = linalg.cholesky_ex(damped);
+            if (info.ToInt32() != 0)
+            {
+                continue;
+            }
+
+            var solved = cholesky_solve(probes, factor);
+            var residual = (damped.mm(solved) - probes).norm().ToDouble() / probeNorm;
+            if (!(residual < Options.DampingResidualTolerance))
+            {
+                continue;
+            }
+
+            var diagonal = factor.diagonal().abs();
+            var ratio = diagonal.max().ToDouble() / diagonal.min().ToDouble();
+            if (doublings > 0)
+            {
+                Log.DampingIncreased(_logger, layerName, l, doublings);
+            }
+
+            return (factor, l, absolute, doublings, ratio * ratio, residual);
+        }
+
+        throw new ArithmeticException(
+            $"Layer '{layerName}': the safety covariance stayed ill-conditioned after {Options.MaxDampingDoublings} doublings of the damping " +
+            $"(last l = {l / 2:G3}). Check it for extreme values, or raise SafetySubspaceOptions.MaxDampingDoublings / InitialDamping.");
+    }
+
+    private void ValidateInputs(string layerName, Tensor weight, Tensor? covariance, int rank, INullSpaceProjector? projector, DecompositionMethod method)
+    {
+        if (weight.dim() != 2)
+        {
+            throw new ArgumentException($"Layer '{layerName}': the weight must be a matrix (out x in); got shape [{string.Join(", ", weight.shape)}].", nameof(weight));
+        }
+
+        if (!TensorChecks.IsFloatingPoint(weight.dtype))
+        {
+            throw new ArgumentException($"Layer '{layerName}': the weight has dtype {weight.dtype}; a floating-point weight is required.", nameof(weight));
+        }
+
+        var (m, n) = (weight.shape[0], weight.shape[1]);
+        var maxRank = Math.Min(m, n);
+        if (rank <= 0 || rank > maxRank)
+        {
+            throw new ArgumentOutOfRangeException(nameof(rank), rank,
+                $"Layer '{layerName}': the adapter rank must be between 1 and min(out, in) = {maxRank} for a {m} x {n} weight; got {rank}. Choose a rank in that range.");
+        }
+
+        TensorChecks.ThrowIfNonFinite(weight, layerName, "the weight", "Repair or reload the model's weights before decomposing.");
+        if (method.UsesCovariance())
+        {
+            if (covariance is null)
+            {
+                throw new ArgumentNullException(nameof(covariance),
+                    $"Layer '{layerName}': {method} needs the safety covariance of this layer's input. Collect it with ActivationCovarianceCollector, or use a plain method (PlainLargest / PlainSmallest).");
+            }
+
+            TensorChecks.ThrowIfNotSquare(covariance, n, layerName, "the safety covariance", "Collect it on this layer's input (n = in_features).");
+            TensorChecks.ThrowIfNonFinite(covariance, layerName, "the safety covariance", "Check the model and the calibration prompts: some activation was not finite.");
+            TensorChecks.ThrowIfNotSymmetric(covariance, layerName, "the safety covariance");
+        }
+
+        if (projector is not null && projector.InputWidth != n)
+        {
+            throw new ArgumentException($"Layer '{layerName}': the projector '{projector.Name}' is for width {projector.InputWidth}, the weight's input width is {n}. Fit it on this layer's harmful covariance.", nameof(projector));
+        }
+    }
+}

@@ -1,0 +1,61 @@
+using static TorchSharp.torch;
+
+namespace GuardSpace.Decomposition;
+
+/// <summary>Options of <see cref="SafetySubspaceDecomposer"/>. Every default follows the official GuardSpace / CorDA code.</summary>
+public sealed class SafetySubspaceOptions
+{
+    /// <summary>Which factorisation and which components. Default: <see cref="DecompositionMethod.CovarianceSmallest"/> (GuardSpace).</summary>
+    public DecompositionMethod Method { get; set; } = DecompositionMethod.CovarianceSmallest;
+
+    /// <summary>
+    /// First damping factor l in <c>C_l = C + l * mean(diag C) * I</c>; doubled until <c>C_l</c> is well conditioned.
+    /// Default 0.01 (official). Must be positive and finite.
+    /// </summary>
+    public double InitialDamping { get; set; } = 0.01;
+
+    /// <summary>
+    /// <c>C_l</c> is accepted when its Cholesky factorisation succeeds and solving against it leaves a relative
+    /// residual <c>||C_l X - Z||_F / ||Z||_F</c> below this value on random probes. Default 0.05 (the official
+    /// bound on <c>||C_l C_l^-1 - I||_F</c>, checked without forming the inverse).
+    /// </summary>
+    public double DampingResidualTolerance { get; set; } = 0.05;
+
+    /// <summary>How many times the damping may double before the layer is reported as hopeless. Default 40.</summary>
+    public int MaxDampingDoublings { get; set; } = 40;
+
+    /// <summary>
+    /// Precision of the maths, whatever the weight's dtype (fp16/bf16 weights are cast up and the results cast back).
+    /// <see cref="ScalarType.Float64"/> (default, exact) or <see cref="ScalarType.Float32"/> (faster, notably on GPUs).
+    /// </summary>
+    public ScalarType ComputeType { get; set; } = ScalarType.Float64;
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid option and its allowed range.</summary>
+    public void Validate()
+    {
+        if (!Enum.IsDefined(Method))
+        {
+            throw new ArgumentException($"SafetySubspaceOptions.Method: {Method} is not a defined DecompositionMethod.");
+        }
+
+        if (!(InitialDamping > 0) || double.IsInfinity(InitialDamping))
+        {
+            throw new ArgumentException($"SafetySubspaceOptions.InitialDamping must be positive and finite (default 0.01); got {InitialDamping}.");
+        }
+
+        if (!(DampingResidualTolerance > 0) || double.IsInfinity(DampingResidualTolerance))
+        {
+            throw new ArgumentException($"SafetySubspaceOptions.DampingResidualTolerance must be positive and finite (default 0.05); got {DampingResidualTolerance}.");
+        }
+
+        if (MaxDampingDoublings is < 0 or > 200)
+        {
+            throw new ArgumentException($"SafetySubspaceOptions.MaxDampingDoublings must be in [0, 200] (default 40); got {MaxDampingDoublings}.");
+        }
+
+        if (ComputeType is not (ScalarType.Float32 or ScalarType.Float64))
+        {
+            throw new ArgumentException($"SafetySubspaceOptions.ComputeType must be Float32 or Float64 (default Float64); got {ComputeType}. Half precision is too coarse for an SVD.");
+        }
+    }
+}

@@ -1,0 +1,251 @@
+using GuardSpace.Diagnostics;
+using GuardSpace.Internal;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace GuardSpace.Projection;
+
+/// <summary>
+/// Fits and applies the harmful-resistant null-space projector of one layer: <c>eigh(C_h) = Q diag(mu) Q^T</c>,
+/// null directions are the eigenvectors whose eigenvalue is under the threshold (<see cref="NullSpaceOptions"/>).
+/// Stores whichever of the null basis <c>N</c> and the protected basis <c>R</c> is smaller and applies
+/// <c>A P = (A N) N^T</c> or <c>A P = A - (A R) R^T</c>.
+/// </summary>
+public sealed class NullSpaceProjector : INullSpaceProjector
+{
+    private readonly Tensor _basis; // n x d, orthonormal columns
+
+    private NullSpaceProjector(Tensor basis, NullSpaceDiagnostics diagnostics)
+    {
+        _basis = basis.DetachFromDisposeScope();
+        Diagnostics = diagnostics;
+    }
+
+    /// <inheritdoc />
+    public string Name => Diagnostics.Name;
+
+    /// <inheritdoc />
+    public long InputWidth => Diagnostics.InputWidth;
+
+    /// <inheritdoc />
+    public long NullDimension => Diagnostics.NullDimension;
+
+    /// <inheritdoc />
+    public NullSpaceDiagnostics Diagnostics { get; }
+
+    /// <inheritdoc />
+    public Device Device => _basis.device;
+
+    /// <inheritdoc />
+    public ScalarType BasisType => _basis.dtype;
+
+    /// <inheritdoc />
+    public long StoredBytes => _basis.NumberOfElements * _basis.ElementSize;
+
+    /// <summary>The stored orthonormal basis (n x d): spans the null space when <see cref="NullSpaceDiagnostics.StoresNullBasis"/>, else its complement. Read-only view; do not dispose.</summary>
+    public Tensor Basis => _basis;
+
+    /// <summary>
+    /// Fits the projector of one layer from the covariance <paramref name="harmfulCovariance"/> (n x n sum of
+    /// <c>x x^T</c> over harmful-prompt tokens). The basis stays on the covariance's device.
+    /// </summary>
+    /// <exception cref="ArgumentException">The covariance is not square, not symmetric, not finite or all zero.</exception>
+    /// <exception cref="InvalidOperationException">The null space is empty and the policy is <see cref="EmptyNullSpacePolicy.Throw"/>.</exception>
+    public static NullSpaceProjector Fit(string name, Tensor harmfulCovariance, NullSpaceOptions? options = null, ILogger? logger = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        ArgumentNullException.ThrowIfNull(harmfulCovariance);
+        options ??= new NullSpaceOptions();
+        options.Validate();
+        logger ??= NullLogger.Instance;
+
+        var n = harmfulCovariance.dim() == 2 ? harmfulCovariance.shape[0] : -1;
+        TensorChecks.ThrowIfNotSquare(harmfulCovariance, n, name, "harmful covariance", "Pass the n x n covariance collected on the layer's input.");
+        TensorChecks.ThrowIfNonFinite(harmfulCovariance, name, "harmful covariance", "Check the model and the harmful prompts: a layer produced non-finite activations.");
+        TensorChecks.ThrowIfNotSymmetric(harmfulCovariance, name, "harmful covariance");
+
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var c = harmfulCovariance.to_type(options.ComputeType);
+        c = (c + c.T) * 0.5; // exact symmetry for eigh
+        var (eigenvalues, eigenvectors) = linalg.eigh(c); // ascending
+        var mu = eigenvalues.to_type(ScalarType.Float64).cpu().data<double>().ToArray();
+        var maxMu = mu[^1];
+        if (!(maxMu > 0))
+        {
+            throw new ArgumentException(
+                $"Layer '{name}': the harmful covariance is zero (no harmful activation reached this layer). " +
+                "Run the harmful prompts through the model with the collector attached, or leave this layer unguarded.");
+        }
+
+        var rule = options.Rule;
+        var (nullDim, threshold) = Split(mu, rule, options);
+        var fellBack = false;
+        if (nullDim == 0)
+        {
+            switch (options.EmptyPolicy)
+            {
+                case EmptyNullSpacePolicy.Throw:
+                    throw new InvalidOperationException(
+                        $"Layer '{name}': the harmful activations span all {n} input directions under the {rule} rule (threshold {threshold:G3}), " +
+                        "so there is no null space and the adapter could not move. Use fewer or narrower harmful prompts, a larger threshold, " +
+                        "the EnergyFraction rule, or EmptyNullSpacePolicy.FreezeLayer / FallBackToEnergy.");
+                case EmptyNullSpacePolicy.FallBackToEnergy when rule != NullSpaceThresholdRule.EnergyFraction:
+                    rule = NullSpaceThresholdRule.EnergyFraction;
+                    (nullDim, threshold) = Split(mu, rule, options);
+                    fellBack = true;
+                    Log.NullSpaceFellBack(logger, name, (int)nullDim, options.EnergyFraction);
+                    break;
+            }
+
+            if (nullDim == 0)
+            {
+                Log.NullSpaceEmptyFrozen(logger, name, (int)n);
+            }
+        }
+
+        // Eigenvalues ascending: the first nullDim columns span the null space.
+        var storesNull = nullDim <= n - nullDim;
+        var basis = storesNull
+            ? eigenvectors[.., ..(int)nullDim]
+            : eigenvectors[.., (int)nullDim..];
+        basis = basis.contiguous().MoveToOuterDisposeScope();
+
+        var total = mu.Where(v => v > 0).Sum();
+        var protectedEnergy = mu.Skip((int)nullDim).Where(v => v > 0).Sum() / total;
+        var diagnostics = new NullSpaceDiagnostics(name, n, nullDim, rule, threshold, maxMu, protectedEnergy, storesNull, fellBack);
+        Log.NullSpaceFitted(logger, name, (int)nullDim, (int)n, rule.ToString(), threshold, protectedEnergy);
+        return new NullSpaceProjector(basis, diagnostics);
+    }
+
+    /// <summary>How many of the ascending eigenvalues <paramref name="mu"/> fall in the null space, and the threshold.</summary>
+    internal static (long NullDimension, double Threshold) Split(double[] mu, NullSpaceThresholdRule rule, NullSpaceOptions options)
+    {
+        var maxMu = mu[^1];
+        double threshold;
+        switch (rule)
+        {
+            case NullSpaceThresholdRule.Relative:
+                threshold = Math.Max(options.AbsoluteFloor, options.RelativeThreshold * maxMu);
+                break;
+            case NullSpaceThresholdRule.Absolute:
+                threshold = options.AbsoluteThreshold;
+                break;
+            default:
+                // Protect the fewest top directions whose eigenvalues hold EnergyFraction of the trace.
+                var total = mu.Where(v => v > 0).Sum();
+                double kept = 0;
+                var protectedCount = 0;
+                for (var i = mu.Length - 1; i >= 0 && kept < options.EnergyFraction * total; i--)
+                {
+                    kept += Math.Max(mu[i], 0);
+                    protectedCount++;
+                }
+
+                var nullCount = mu.Length - protectedCount;
+                threshold = nullCount > 0 ? mu[nullCount - 1] : double.NegativeInfinity;
+                return (nullCount, threshold);
+        }
+
+        return (mu.Count(v => v <= threshold), threshold);
+    }
+
+    /// <inheritdoc />
+    public void ProjectRowsInPlace(Tensor rows)
+    {
+        CheckRows(rows);
+        using var noGrad = no_grad();
+        if (NullDimension == 0)
+        {
+            rows.zero_();
+            return;
+        }
+
+        if (NullDimension == InputWidth)
+        {
+            return; // P = I
+        }
+
+        using var scope = NewDisposeScope();
+        if (rows.dtype == _basis.dtype && rows.device == _basis.device)
+        {
+            var coefficients = rows.mm(_basis);
+            if (Diagnostics.StoresNullBasis)
+            {
+                rows.copy_(coefficients.mm(_basis.T));
+            }
+            else
+            {
+                rows.addmm_(coefficients, _basis.T, beta: 1, alpha: -1);
+            }
+        }
+        else
+        {
+            // Mixed dtypes (e.g. half-precision rows): project at the basis' precision, write back once.
+            rows.copy_(ProjectAtBasisPrecision(rows));
+        }
+    }
+
+    /// <inheritdoc />
+    public Tensor ProjectRows(Tensor rows)
+    {
+        CheckRows(rows);
+        using var noGrad = no_grad();
+        if (NullDimension == 0)
+        {
+            return zeros_like(rows);
+        }
+
+        if (NullDimension == InputWidth)
+        {
+            return rows.clone();
+        }
+
+        using var scope = NewDisposeScope();
+        return ProjectAtBasisPrecision(rows).to(rows.dtype, rows.device).MoveToOuterDisposeScope();
+    }
+
+    /// <inheritdoc />
+    public INullSpaceProjector To(Device device, ScalarType basisType)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        if (!TensorChecks.IsFloatingPoint(basisType))
+        {
+            throw new ArgumentException($"Projector '{Name}': basis type must be floating point; got {basisType}.", nameof(basisType));
+        }
+
+        // Half precision breaks idempotence (P^2 != P): keep at least float32.
+        var type = TensorChecks.IsHalfPrecision(basisType) ? ScalarType.Float32 : basisType;
+        using var scope = NewDisposeScope();
+        var basis = _basis.to(type, device).clone().MoveToOuterDisposeScope();
+        return new NullSpaceProjector(basis, Diagnostics);
+    }
+
+    /// <summary>
+    /// Builds a projector directly from an orthonormal basis (n x d) — used when loading a saved adapter.
+    /// </summary>
+    internal static NullSpaceProjector FromBasis(Tensor basis, NullSpaceDiagnostics diagnostics) => new(basis.clone(), diagnostics);
+
+    /// <inheritdoc />
+    public void Dispose() => _basis.Dispose();
+
+    private Tensor ProjectAtBasisPrecision(Tensor rows)
+    {
+        var r = rows.to(_basis.dtype, _basis.device);
+        var coefficients = r.mm(_basis);
+        return Diagnostics.StoresNullBasis ? coefficients.mm(_basis.T) : r - coefficients.mm(_basis.T);
+    }
+
+    private void CheckRows(Tensor rows)
+    {
+        ArgumentNullException.ThrowIfNull(rows);
+        if (rows.dim() != 2 || rows.shape[1] != InputWidth)
+        {
+            throw new ArgumentException(
+                $"Projector '{Name}': rows have shape [{string.Join(", ", rows.shape)}], expected [k, {InputWidth}] " +
+                "(the adapter's input-side factor A or its gradient).", nameof(rows));
+        }
+    }
+}
