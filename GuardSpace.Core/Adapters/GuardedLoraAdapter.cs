@@ -1,0 +1,239 @@
+using GuardSpace.Internal;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace GuardSpace.Adapters;
+
+/// <summary>
+/// A guarded LoRA layer: <c>y = W' x + b + s B (A x)</c> with a frozen residual <c>W'</c> (and frozen bias), trainable
+/// <c>A</c> (r x n) and <c>B</c> (m x r), and optionally a null-space projector shared with the other layers that read
+/// the same input. The forward pass is plain LoRA; the projector is applied by the optimizer hook
+/// (<see cref="GuardedModel.AfterBackward"/> / <see cref="GuardedModel.AfterStep"/>), never per token.
+/// It replaces a target <see cref="TorchSharp.Modules.Linear"/> in the model; when the Linear cannot be replaced (a field typed
+/// <c>Linear</c>), the Linear keeps <c>W'</c> and this module adds its delta through a forward hook.
+/// </summary>
+public sealed class GuardedLoraAdapter : Module<Tensor, Tensor>
+{
+    // Field names are the state-dict keys (TorchSharp registers fields by name).
+#pragma warning disable IDE1006, SA1300 // PyTorch-style names keep state-dict keys familiar
+    private Parameter? weight;
+    private Parameter? bias;
+    private Parameter lora_A;
+    private Parameter lora_B;
+    private Tensor lora_A0;
+    private Tensor lora_B0;
+#pragma warning restore IDE1006, SA1300
+    private readonly HostLayer? _host;
+    private readonly double _scale;
+
+    internal GuardedLoraAdapter(
+        string layerName,
+        Parameter? residualWeight,
+        Parameter? frozenBias,
+        Tensor adapterA,
+        Tensor adapterB,
+        double scale,
+        Linear? host)
+        : base(nameof(GuardedLoraAdapter))
+    {
+        LayerName = layerName;
+        weight = residualWeight;
+        bias = frozenBias;
+        _scale = scale;
+        _host = host is null ? null : new HostLayer(host);
+        using (no_grad())
+        {
+            lora_A = new Parameter(adapterA.detach().clone(), requires_grad: true);
+            lora_B = new Parameter(adapterB.detach().clone(), requires_grad: true);
+            lora_A0 = adapterA.detach().clone().DetachFromDisposeScope();
+            lora_B0 = adapterB.detach().clone().DetachFromDisposeScope();
+        }
+
+        RegisterComponents();
+    }
+
+    /// <summary>The dotted module path of the layer this adapter guards.</summary>
+    public string LayerName { get; }
+
+    /// <summary>Adapter rank r.</summary>
+    public int Rank => (int)lora_A.shape[0];
+
+    /// <summary>Input width n.</summary>
+    public long InFeatures => lora_A.shape[1];
+
+    /// <summary>Output width m.</summary>
+    public long OutFeatures => lora_B.shape[0];
+
+    /// <summary>The scale s of the adapter's contribution.</summary>
+    public double Scale => _scale;
+
+    /// <summary>The trainable input-side factor A (r x n). After <c>.to()</c> this is a new object: look it up again.</summary>
+    public Parameter LoraA => lora_A;
+
+    /// <summary>The trainable output-side factor B (m x r).</summary>
+    public Parameter LoraB => lora_B;
+
+    /// <summary>A at initialisation (already projected for guarded methods); used to disable the adapter and to export deltas.</summary>
+    public Tensor InitialA => lora_A0;
+
+    /// <summary>B at initialisation.</summary>
+    public Tensor InitialB => lora_B0;
+
+    /// <summary>The frozen weight: the adapter's own residual <c>W'</c>, or the host Linear's (hook mode).</summary>
+    public Tensor FrozenWeight => weight ?? _host!.Linear.weight!;
+
+    /// <summary>The frozen bias, if the layer has one.</summary>
+    public Tensor? FrozenBias => _host is null ? bias : _host.Linear.bias;
+
+    /// <summary>True when this adapter is attached through a forward hook on a Linear that could not be replaced.</summary>
+    public bool IsHookMode => _host is not null;
+
+    /// <summary>False while the adapter is disabled: the layer then computes the ORIGINAL weight <c>W' + s B0 A0</c>.</summary>
+    public bool IsEnabled { get; private set; } = true;
+
+    /// <summary>True while <c>s B A</c> is merged into the frozen weight.</summary>
+    public bool IsMerged { get; private set; }
+
+    /// <summary>True when the layer's null space is empty and its factors are frozen.</summary>
+    public bool IsFrozen => !lora_A.requires_grad;
+
+    internal ProjectorHandle? Projector { get; set; }
+
+    internal Linear? Host => _host?.Linear;
+
+    internal Parameter? OwnWeight => weight;
+
+    internal Parameter? OwnBias => bias;
+
+    /// <inheritdoc />
+    public override Tensor forward(Tensor input)
+    {
+        using var scope = NewDisposeScope();
+        Tensor output;
+        if (_host is not null)
+        {
+            output = Delta(input) ?? zeros(1, dtype: input.dtype, device: input.device);
+        }
+        else
+        {
+            output = functional.linear(input, weight!, bias);
+            var delta = Delta(input);
+            if (delta is not null)
+            {
+                output = output + delta;
+            }
+        }
+
+        return output.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The adapter's additive contribution for the current state, or null when there is none (merged).</summary>
+    internal Tensor? Delta(Tensor input)
+    {
+        if (IsMerged)
+        {
+            return null;
+        }
+
+        var (a, b) = IsEnabled ? ((Tensor)lora_A, (Tensor)lora_B) : (lora_A0, lora_B0);
+        var delta = functional.linear(functional.linear(input, a), b);
+        return _scale == 1.0 ? delta : delta * _scale;
+    }
+
+    internal void SetEnabled(bool enabled)
+    {
+        if (IsMerged && !enabled)
+        {
+            throw new InvalidOperationException($"Layer '{LayerName}': unmerge the adapter before disabling it.");
+        }
+
+        IsEnabled = enabled;
+    }
+
+    internal void SetFrozen(bool frozen)
+    {
+        lora_A.requires_grad = !frozen;
+        lora_B.requires_grad = !frozen;
+    }
+
+    /// <summary><c>s B A</c> in the frozen weight's dtype, computed without gradients.</summary>
+    internal Tensor DeltaWeight()
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var target = FrozenWeight;
+        var compute = TensorChecks.IsHalfPrecision(target.dtype) ? ScalarType.Float32 : target.dtype;
+        var delta = lora_B.to_type(compute).mm(lora_A.to_type(compute)) * _scale;
+        return delta.to_type(target.dtype).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Computes the merged weight and checks it is finite before anything is written.</summary>
+    internal Tensor MergedWeightOrThrow()
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var merged = FrozenWeight + DeltaWeight();
+        if (!isfinite(merged).all().item<bool>())
+        {
+            throw new InvalidOperationException(
+                $"Layer '{LayerName}': merging would write NaN or infinite values into the weight (the adapter factors diverged). " +
+                "Nothing was written. Lower the learning rate or reload a saved adapter.");
+        }
+
+        return merged.MoveToOuterDisposeScope();
+    }
+
+    internal void CommitMerge(Tensor merged)
+    {
+        using var noGrad = no_grad();
+        FrozenWeight.copy_(merged);
+        IsMerged = true;
+    }
+
+    internal void Unmerge()
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        FrozenWeight.sub_(DeltaWeight());
+        IsMerged = false;
+    }
+
+    /// <inheritdoc />
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _host?.Remove();
+        }
+
+        base.Dispose(disposing);
+    }
+
+    internal void AttachHook()
+    {
+        var host = _host ?? throw new InvalidOperationException("Not a hook-mode adapter.");
+        host.Remover = host.Linear.register_forward_hook((_, input, output) =>
+        {
+            var delta = Delta(input);
+            return delta is null ? null! : output + delta;
+        });
+    }
+
+    internal void DetachHook() => _host?.Remove();
+
+    /// <summary>Holds the host Linear outside TorchSharp's field registration (it must not become a child).</summary>
+    private sealed class HostLayer(Linear linear)
+    {
+        public Linear Linear { get; } = linear;
+
+        public HookableModule<Func<Module<Tensor, Tensor>, Tensor, Tensor>, Func<Module<Tensor, Tensor>, Tensor, Tensor, Tensor>>.HookRemover? Remover { get; set; }
+
+        public void Remove()
+        {
+            Remover?.remove();
+            Remover = null;
+        }
+    }
+}

@@ -1,0 +1,504 @@
+using GuardSpace.Collection;
+using GuardSpace.Decomposition;
+using GuardSpace.Diagnostics;
+using GuardSpace.Internal;
+using GuardSpace.Projection;
+using GuardSpace.Targeting;
+using GuardSpace.Training;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace GuardSpace.Adapters;
+
+/// <summary>
+/// A model with guarded LoRA adapters attached: the handle returned by <see cref="Attach"/>. It lists the adapters, their
+/// trainable parameters, the shared projectors and per-layer reports, and runs the optimizer hook that keeps every
+/// guarded adapter inside its null space (<see cref="AfterBackward"/>, <see cref="AfterStep"/>, or
+/// <see cref="WrapOptimizer"/> to have an optimizer call them).
+/// Disposing it frees the projectors; the model keeps its adapters.
+/// </summary>
+public sealed partial class GuardedModel : IDisposable
+{
+    private readonly List<GuardedLoraAdapter> _adapters;
+    private readonly List<ProjectorHandle> _projectors;
+    private readonly ILogger _logger;
+    private bool _disposed;
+
+    private GuardedModel(Module model, GuardedLoraOptions options, List<GuardedLoraAdapter> adapters, List<ProjectorHandle> projectors, IReadOnlyList<LayerAttachReport> layers, ILogger logger)
+    {
+        Model = model;
+        Options = options;
+        _adapters = adapters;
+        _projectors = projectors;
+        Layers = layers;
+        _logger = logger;
+        Adapters = adapters.ToDictionary(a => a.LayerName, StringComparer.Ordinal);
+    }
+
+    /// <summary>The model the adapters live in.</summary>
+    public Module Model { get; }
+
+    /// <summary>The options the adapters were attached with.</summary>
+    public GuardedLoraOptions Options { get; }
+
+    /// <summary>The adapters, keyed by the dotted path of the layer each one guards.</summary>
+    public IReadOnlyDictionary<string, GuardedLoraAdapter> Adapters { get; }
+
+    /// <summary>What was done to each layer, in module order.</summary>
+    public IReadOnlyList<LayerAttachReport> Layers { get; }
+
+    /// <summary>The null-space projectors, keyed by covariance group (one per group of layers that read the same input).</summary>
+    public IReadOnlyDictionary<string, INullSpaceProjector> Projectors =>
+        _projectors.ToDictionary(p => p.Projector.Name, p => p.Projector, StringComparer.Ordinal);
+
+    /// <summary>True while the adapters are merged into the frozen weights (<see cref="Merge"/>).</summary>
+    public bool IsMerged => _adapters.Count > 0 && _adapters[0].IsMerged;
+
+    /// <summary>
+    /// Attaches guarded LoRA adapters to <paramref name="model"/> in one transaction: it selects the target Linear layers,
+    /// collects the calibration covariances the method needs, fits the projectors, decomposes the weights, and only then
+    /// replaces the layers. If any step fails, the model is left exactly as it was (parameters, structure, flags).
+    /// </summary>
+    /// <param name="model">Any TorchSharp module whose target layers are managed <see cref="TorchSharp.Modules.Linear"/> modules.</param>
+    /// <param name="options">Rank, method, targets and the sub-options (validated).</param>
+    /// <param name="calibration">Calibration callbacks or covariances; required by CorDA, NullSpace-LoRA and GuardSpace.</param>
+    /// <param name="loggerFactory">Receives warnings (empty null spaces, too few calibration tokens) and progress.</param>
+    /// <param name="progress">Stage-by-stage progress.</param>
+    /// <param name="cancellationToken">Cancels between layers; the model is left unchanged.</param>
+    /// <returns>The handle with the adapters, trainable parameters, projectors and reports.</returns>
+    public static GuardedModel Attach(
+        Module model,
+        GuardedLoraOptions options,
+        CalibrationData? calibration = null,
+        ILoggerFactory? loggerFactory = null,
+        IProgress<AttachProgress>? progress = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        var logger = loggerFactory?.CreateLogger("GuardSpace") ?? NullLogger.Instance;
+        var method = options.Method;
+        var targets = LinearLayerSelector.Select(model, options.Targets);
+        CheckTargets(targets, options.Rank);
+
+        var ownedSets = new List<CovarianceSet>();
+        var projectors = new List<ProjectorHandle>();
+        var built = new List<GuardedLoraAdapter>();
+        var decompositions = new List<LayerDecomposition>();
+        try
+        {
+            var names = targets.Select(t => t.Name).ToArray();
+            var safety = method.NeedsSafetyCovariance()
+                ? Covariances("safety", calibration?.SafetyCovariances, calibration?.RunSafetyPrompts, model, names, options, logger, progress, ownedSets, cancellationToken)
+                : null;
+            var harmful = method.UsesProjector()
+                ? Covariances("harmful", calibration?.HarmfulCovariances, calibration?.RunHarmfulPrompts, model, names, options, logger, progress, ownedSets, cancellationToken)
+                : null;
+
+            // One projector per covariance group (q/k/v share one).
+            var projectorOf = new Dictionary<string, ProjectorHandle>(StringComparer.Ordinal);
+            if (harmful is not null)
+            {
+                var groups = names.Select(n => harmful[n]).Distinct().ToList();
+                for (var i = 0; i < groups.Count; i++)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    progress?.Report(new AttachProgress("null spaces", i, groups.Count, groups[i].Key));
+                    var handle = new ProjectorHandle(NullSpaceProjector.Fit(groups[i].Key, groups[i].Sum, options.NullSpace, logger));
+                    projectors.Add(handle);
+                    foreach (var layer in groups[i].Layers)
+                    {
+                        projectorOf[layer] = handle;
+                    }
+                }
+            }
+
+            // Decide how each layer is intercepted before touching anything.
+            var plans = targets.Select(t =>
+            {
+                var (parent, child) = ModuleSurgery.ResolveParent(model, t.Name);
+                var replace = ModuleSurgery.CanReplace(parent, child, t.Layer, typeof(GuardedLoraAdapter));
+                return (t.Name, t.Layer, Parent: parent, Child: child, Mode: replace ? InterceptionMode.Replaced : InterceptionMode.ForwardHook);
+            }).ToList();
+
+            var decomposer = method.UsesDecomposition()
+                ? new SafetySubspaceDecomposer(CopyWithMethod(options.Subspace, method.ToDecompositionMethod()), logger)
+                : null;
+            var residuals = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+            var reports = new List<LayerAttachReport>();
+            for (var i = 0; i < plans.Count; i++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var plan = plans[i];
+                progress?.Report(new AttachProgress("decomposition", i, plans.Count, plan.Name));
+                projectorOf.TryGetValue(plan.Name, out var projector);
+                var (a, b, residual, diagnostics) = Initialise(plan.Name, plan.Layer, options, i, decomposer, safety, projector, decompositions, cancellationToken);
+                var hook = plan.Mode == InterceptionMode.ForwardHook;
+                Parameter? weight = null;
+                if (!hook)
+                {
+                    weight = residual is null ? plan.Layer.weight! : new Parameter(residual.detach().clone(), requires_grad: false);
+                }
+                else if (residual is not null)
+                {
+                    residuals[plan.Name] = residual;
+                }
+
+                var adapter = new GuardedLoraAdapter(plan.Name, weight, hook ? null : plan.Layer.bias, a, b, options.Scale, hook ? plan.Layer : null)
+                {
+                    Projector = projector,
+                };
+                built.Add(adapter);
+                var frozen = projector?.Projector.NullDimension == 0;
+                adapter.SetFrozen(frozen);
+                reports.Add(new LayerAttachReport(
+                    plan.Name, plan.Layer.out_features, plan.Layer.in_features, options.Rank, method, plan.Mode,
+                    hook ? plan.Name + HookSuffix : plan.Name,
+                    harmful?[plan.Name].Key ?? safety?[plan.Name].Key,
+                    diagnostics, projector?.Projector.Diagnostics, frozen));
+            }
+
+            progress?.Report(new AttachProgress("surgery", 0, plans.Count, null));
+            Commit(model, options, plans.Select(p => (p.Name, p.Layer, p.Parent, p.Child, p.Mode)).ToList(), built, residuals);
+            var guarded = new GuardedModel(model, options, built, projectors, reports, logger);
+            Log.Attached(logger, method.ToString(), built.Count, built.Count(a => a.IsFrozen), guarded.TrainableParameters().Sum(p => p.NumberOfElements));
+            progress?.Report(new AttachProgress("surgery", plans.Count, plans.Count, null));
+            return guarded;
+        }
+        catch
+        {
+            built.ForEach(a => a.Dispose());
+            projectors.ForEach(p => p.Dispose());
+            throw;
+        }
+        finally
+        {
+            decompositions.ForEach(d => d.Dispose());
+            ownedSets.ForEach(s => s.Dispose());
+        }
+    }
+
+    /// <summary>The suffix of the adapter module registered beside a Linear that is intercepted with a forward hook.</summary>
+    public const string HookSuffix = "_guard";
+
+    /// <summary>The adapter factors that train (A and B of every adapter that is not frozen). Look them up again after <c>.to()</c>.</summary>
+    public IReadOnlyList<Parameter> TrainableParameters()
+    {
+        ThrowIfDisposed();
+        return [.. _adapters.Where(a => !a.IsFrozen).SelectMany(a => new[] { a.LoraA, a.LoraB })];
+    }
+
+    /// <summary>
+    /// Wraps <paramref name="inner"/> so that its <c>step()</c> projects the gradients of A, runs the inner step, and
+    /// re-projects A in place. Build <paramref name="inner"/> on <see cref="TrainableParameters"/> after any <c>.to()</c>.
+    /// </summary>
+    public GuardedOptimizer WrapOptimizer(optim.Optimizer inner)
+    {
+        ThrowIfDisposed();
+        return new GuardedOptimizer(inner, this);
+    }
+
+    /// <summary>
+    /// Call after <c>backward()</c> and before <c>optimizer.step()</c> in a hand-written loop: replaces the gradient of every
+    /// guarded A by <c>grad(A) P</c>, in place, on the adapter's device.
+    /// </summary>
+    public void AfterBackward()
+    {
+        ThrowIfDisposed();
+        using var scope = NewDisposeScope();
+        foreach (var adapter in _adapters)
+        {
+            if (adapter.Projector is null || adapter.IsFrozen)
+            {
+                continue;
+            }
+
+            var grad = adapter.LoraA.grad;
+            if (grad is not null)
+            {
+                adapter.Projector.For(grad).ProjectRowsInPlace(grad);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Call right after <c>optimizer.step()</c> in a hand-written loop: re-projects every guarded A in place
+    /// (<c>A = A P</c>). This is what keeps the adapter exactly in its null space under Adam and AdamW.
+    /// </summary>
+    public void AfterStep()
+    {
+        ThrowIfDisposed();
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        foreach (var adapter in _adapters)
+        {
+            if (adapter.Projector is null || adapter.IsFrozen)
+            {
+                continue;
+            }
+
+            var a = adapter.LoraA;
+            adapter.Projector.For(a).ProjectRowsInPlace(a);
+        }
+    }
+
+    /// <summary>Turns every adapter off (the model computes its ORIGINAL weights) or back on.</summary>
+    public void SetAdaptersEnabled(bool enabled)
+    {
+        ThrowIfDisposed();
+        _adapters.ForEach(a => a.SetEnabled(enabled));
+    }
+
+    /// <summary>
+    /// Adds <c>s B A</c> into every frozen weight, so the forward runs at plain-Linear cost. Every merged weight is computed
+    /// and checked for NaN/Inf before any is written: on failure nothing changes.
+    /// </summary>
+    public void Merge()
+    {
+        ThrowIfDisposed();
+        if (_adapters.Any(a => a.IsMerged))
+        {
+            throw new InvalidOperationException("The adapters are already merged.");
+        }
+
+        if (_adapters.Any(a => !a.IsEnabled))
+        {
+            throw new InvalidOperationException("Enable the adapters before merging them.");
+        }
+
+        using var scope = NewDisposeScope();
+        var merged = _adapters.Select(a => a.MergedWeightOrThrow()).ToList();
+        for (var i = 0; i < merged.Count; i++)
+        {
+            _adapters[i].CommitMerge(merged[i]);
+        }
+    }
+
+    /// <summary>Subtracts <c>s B A</c> from every frozen weight again.</summary>
+    public void Unmerge()
+    {
+        ThrowIfDisposed();
+        if (!_adapters.All(a => a.IsMerged))
+        {
+            throw new InvalidOperationException("The adapters are not merged.");
+        }
+
+        _adapters.ForEach(a => a.Unmerge());
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        _projectors.ForEach(p => p.Dispose());
+    }
+
+    internal IReadOnlyList<GuardedLoraAdapter> AdapterList => _adapters;
+
+    internal ILogger Logger => _logger;
+
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
+
+    private static void CheckTargets(IReadOnlyList<(string Name, Linear Layer)> targets, int rank)
+    {
+        foreach (var (name, layer) in targets)
+        {
+            var max = Math.Min(layer.in_features, layer.out_features);
+            if (rank > max)
+            {
+                throw new ArgumentOutOfRangeException(nameof(rank), rank,
+                    $"Layer '{name}' is {layer.out_features} x {layer.in_features}: the adapter rank must be between 1 and {max}. Lower GuardedLoraOptions.Rank or exclude this layer from the targets.");
+            }
+
+            if (!TensorChecks.IsFloatingPoint(layer.weight!.dtype))
+            {
+                throw new ArgumentException($"Layer '{name}': the weight has dtype {layer.weight.dtype}; guarded adapters need floating-point weights.");
+            }
+
+            TensorChecks.ThrowIfNonFinite(layer.weight, name, "the weight", "Repair or reload the model's weights before attaching adapters.");
+        }
+    }
+
+    private static SafetySubspaceOptions CopyWithMethod(SafetySubspaceOptions o, DecompositionMethod method) => new()
+    {
+        Method = method,
+        InitialDamping = o.InitialDamping,
+        DampingResidualTolerance = o.DampingResidualTolerance,
+        MaxDampingDoublings = o.MaxDampingDoublings,
+        ComputeType = o.ComputeType,
+    };
+
+    private static CovarianceSet Covariances(
+        string kind,
+        CovarianceSet? given,
+        Action<ActivationCovarianceCollector>? run,
+        Module model,
+        string[] names,
+        GuardedLoraOptions options,
+        ILogger logger,
+        IProgress<AttachProgress>? progress,
+        List<CovarianceSet> owned,
+        CancellationToken cancellationToken)
+    {
+        CovarianceSet set;
+        if (given is not null)
+        {
+            set = given;
+        }
+        else if (run is not null)
+        {
+            progress?.Report(new AttachProgress($"{kind} covariances", 0, 1, null));
+            set = ActivationCovarianceCollector.Collect(model, TargetModules.ExactNames(names), run, options.Collection, logger, cancellationToken);
+            owned.Add(set);
+            progress?.Report(new AttachProgress($"{kind} covariances", 1, 1, null));
+        }
+        else
+        {
+            var property = kind == "safety" ? "RunSafetyPrompts or SafetyCovariances" : "RunHarmfulPrompts or HarmfulCovariances";
+            throw new ArgumentException($"{options.Method} needs the {kind}-prompt covariances: set CalibrationData.{property}.", nameof(CalibrationData));
+        }
+
+        var layers = model.named_modules().ToDictionary(m => m.name, m => m.module);
+        foreach (var name in names)
+        {
+            if (!set.TryGet(name, out var covariance))
+            {
+                throw new ArgumentException($"Layer '{name}': the {kind} covariances have no entry for it. Collect them with the same targets as the adapters.");
+            }
+
+            var width = ((Linear)layers[name]).in_features;
+            if (covariance.InputWidth != width)
+            {
+                throw new ArgumentException($"Layer '{name}': the {kind} covariance is {covariance.InputWidth} wide but the layer's input is {width}. It was collected on another model.");
+            }
+        }
+
+        return set;
+    }
+
+    private static (Tensor A, Tensor B, Tensor? Residual, DecompositionDiagnostics? Diagnostics) Initialise(
+        string name,
+        Linear layer,
+        GuardedLoraOptions options,
+        int index,
+        SafetySubspaceDecomposer? decomposer,
+        CovarianceSet? safety,
+        ProjectorHandle? projector,
+        List<LayerDecomposition> decompositions,
+        CancellationToken cancellationToken)
+    {
+        var weight = layer.weight!;
+        if (decomposer is not null)
+        {
+            var d = decomposer.Decompose(name, weight, safety?[name].Sum, options.Rank, projector?.Projector, cancellationToken);
+            decompositions.Add(d);
+
+            // The residual was formed with s = 1; dividing B0 by s keeps s B0 A0 equal to what was removed.
+            var b = options.Scale == 1.0 ? d.AdapterB : d.AdapterB / options.Scale;
+            return (d.AdapterA, b, d.Residual, d.Diagnostics);
+        }
+
+        // PEFT's default LoRA: kaiming_uniform_(a = sqrt(5)) gives U(-1/sqrt(n), 1/sqrt(n)); B = 0 so W' = W.
+        using var noGrad = no_grad();
+        var generator = new Generator((ulong)(options.Seed + index));
+        var bound = 1.0 / Math.Sqrt(layer.in_features);
+        var a = (rand(options.Rank, layer.in_features, dtype: ScalarType.Float64, generator: generator) * (2 * bound) - bound)
+            .to(weight.dtype, weight.device);
+        projector?.Projector.ProjectRowsInPlace(a);
+        var zerosB = zeros(layer.out_features, options.Rank, dtype: weight.dtype, device: weight.device);
+        return (a, zerosB, null, null);
+    }
+
+    private static void Commit(
+        Module model,
+        GuardedLoraOptions options,
+        List<(string Name, Linear Layer, Module Parent, string Child, InterceptionMode Mode)> plans,
+        List<GuardedLoraAdapter> adapters,
+        Dictionary<string, Tensor> hookResiduals)
+    {
+        var flags = model.named_parameters().Select(p => (p.parameter, p.parameter.requires_grad)).ToList();
+        var undo = new Stack<Action>();
+        try
+        {
+            for (var i = 0; i < plans.Count; i++)
+            {
+                var plan = plans[i];
+                var adapter = adapters[i];
+                if (plan.Mode == InterceptionMode.Replaced)
+                {
+                    undo.Push(ModuleSurgery.Replace(plan.Parent, plan.Child, plan.Layer, adapter));
+                }
+                else
+                {
+                    if (hookResiduals.TryGetValue(plan.Name, out var residual))
+                    {
+                        var weight = plan.Layer.weight!;
+                        var original = weight.detach().clone().DetachFromDisposeScope();
+                        using (no_grad())
+                        {
+                            weight.copy_(residual);
+                        }
+
+                        undo.Push(() =>
+                        {
+                            using (no_grad())
+                            {
+                                weight.copy_(original);
+                            }
+
+                            original.Dispose();
+                        });
+                    }
+
+                    undo.Push(ModuleSurgery.RegisterBeside(plan.Parent, plan.Child + HookSuffix, adapter));
+                    adapter.AttachHook();
+                    undo.Push(adapter.DetachHook);
+                }
+
+                foreach (var p in new[] { plan.Layer.weight, plan.Layer.bias })
+                {
+                    if (p is not null)
+                    {
+                        p.requires_grad = false;
+                    }
+                }
+            }
+
+            if (options.FreezeBaseModel)
+            {
+                var trainable = adapters.SelectMany(a => new[] { a.LoraA.Handle, a.LoraB.Handle }).ToHashSet();
+                foreach (var (parameter, _) in flags)
+                {
+                    if (!trainable.Contains(parameter.Handle))
+                    {
+                        parameter.requires_grad = false;
+                    }
+                }
+            }
+        }
+        catch
+        {
+            while (undo.Count > 0)
+            {
+                undo.Pop()();
+            }
+
+            foreach (var (parameter, requiresGrad) in flags)
+            {
+                parameter.requires_grad = requiresGrad;
+            }
+
+            throw;
+        }
+    }
+}

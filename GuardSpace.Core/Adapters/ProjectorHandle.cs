@@ -1,0 +1,38 @@
+using GuardSpace.Projection;
+using static TorchSharp.torch;
+
+namespace GuardSpace.Adapters;
+
+/// <summary>
+/// One projector shared by the adapters of layers that read the same input, plus a copy converted to the adapters'
+/// current device and dtype (made once, and again only after the model moves with <c>.to()</c>).
+/// </summary>
+internal sealed class ProjectorHandle(INullSpaceProjector projector) : IDisposable
+{
+    private INullSpaceProjector? _converted;
+
+    public INullSpaceProjector Projector { get; } = projector;
+
+    public INullSpaceProjector For(Tensor rows)
+    {
+        var type = rows.dtype is ScalarType.Float16 or ScalarType.BFloat16 ? ScalarType.Float32 : rows.dtype;
+        if (Projector.Device == rows.device && Projector.BasisType == type)
+        {
+            return Projector;
+        }
+
+        if (_converted is null || _converted.Device != rows.device || _converted.BasisType != type)
+        {
+            _converted?.Dispose();
+            _converted = Projector.To(rows.device, type);
+        }
+
+        return _converted;
+    }
+
+    public void Dispose()
+    {
+        _converted?.Dispose();
+        Projector.Dispose();
+    }
+}
