@@ -315,6 +315,38 @@ public class ActivationCovarianceCollectorTests
         Assert.Equal(0, PostHookCount(model.q_proj));
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void HooksLeaveNoTensorsAlivePerForward(bool masked)
+    {
+        using var model = new CollectionBlock();
+        using var x = CollectionTestData.Randn(120, 2, 3, CollectionBlock.Width);
+        using var collector = new ActivationCovarianceCollector(model, TargetModules.Suffixes("q_proj"));
+        if (masked)
+        {
+            using var mask = tensor(new[] { true, true, false, true, false, false }).reshape(2, 3);
+            collector.SetTokenMask(mask);
+        }
+
+        void Step()
+        {
+            using var y = model.q_proj.call(x);
+        }
+
+        Step(); // allocates the running sum
+        var stats = DisposeScopeManager.Statistics;
+        var live = stats.ThreadTotalLiveCount;
+        for (var i = 0; i < 20; i++)
+        {
+            Step();
+        }
+
+        Assert.Equal(live, stats.ThreadTotalLiveCount);
+        using var set = collector.ToCovarianceSet();
+        Assert.Equal(21 * (masked ? 3 : 6), set["q_proj"].TokenCount);
+    }
+
     internal static int PostHookCount(TorchSharp.torch.nn.Module<Tensor, Tensor> module)
     {
         for (var t = module.GetType(); t is not null; t = t.BaseType)
