@@ -252,10 +252,9 @@ public sealed class ActivationCovarianceCollector : IDisposable
         var isNew = !groupOf.TryGetValue(layer, out var group);
         if (!isNew && group!.Current is { } current && current.Seen.Count < group.Members.Count)
         {
-            var missing = group.Members.Select(m => m.Name).Where(n => !current.Seen.Contains(n));
             throw new InvalidOperationException(
-                $"Inconsistent shared inputs: layers [{group.Describe()}] received one input tensor together before, but now layer '{layer}' received a " +
-                $"new input while [{string.Join(", ", missing)}] did not receive the previous one. Layers share a covariance only if they always receive " +
+                $"Inconsistent shared inputs: layers [{group.Describe()}] received one input tensor together in an earlier forward pass, but now layer '{layer}' " +
+                $"received a different input tensor than [{string.Join(", ", current.Seen)}]. Layers share a covariance only if they always receive " +
                 "the same tensor; set ShareCovarianceForSharedInputs = false for models that feed them differently.");
         }
 
