@@ -5,7 +5,7 @@ namespace GuardSpace.Tests.TestUtilities;
 /// <summary>An ILogger that keeps every entry so tests can assert on warnings.</summary>
 internal sealed class RecordingLogger : ILogger
 {
-    public List<(LogLevel Level, EventId Id, string Message)> Entries { get; } = [];
+    public List<(LogLevel Level, EventId EventId, string Message)> Entries { get; } = [];
 
     public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
 
