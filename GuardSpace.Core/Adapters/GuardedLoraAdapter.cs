@@ -45,8 +45,11 @@ public sealed class GuardedLoraAdapter : Module<Tensor, Tensor>
         _host = host is null ? null : new HostLayer(host);
         using (no_grad())
         {
+            // Parameters belong to the module, never to a caller's dispose scope.
             lora_A = new Parameter(adapterA.detach().clone(), requires_grad: true);
             lora_B = new Parameter(adapterB.detach().clone(), requires_grad: true);
+            lora_A.DetachFromDisposeScope();
+            lora_B.DetachFromDisposeScope();
             lora_A0 = adapterA.detach().clone().DetachFromDisposeScope();
             lora_B0 = adapterB.detach().clone().DetachFromDisposeScope();
         }
@@ -100,6 +103,9 @@ public sealed class GuardedLoraAdapter : Module<Tensor, Tensor>
     public bool IsFrozen => !lora_A.requires_grad;
 
     internal ProjectorHandle? Projector { get; set; }
+
+    /// <summary>False when the frozen weight is the user's original Parameter (LoRA-style methods share it).</summary>
+    internal bool OwnsWeight { get; init; }
 
     internal Linear? Host => _host?.Linear;
 
@@ -209,6 +215,23 @@ public sealed class GuardedLoraAdapter : Module<Tensor, Tensor>
         }
 
         base.Dispose(disposing);
+    }
+
+    /// <summary>
+    /// Frees what this adapter allocated after a failed attachment. Unlike <see cref="Module.Dispose()"/> it never touches
+    /// the frozen weight or bias it may share with the user's original Linear.
+    /// </summary>
+    internal void ReleaseAfterFailedAttach(bool ownsWeight)
+    {
+        _host?.Remove();
+        lora_A.Dispose();
+        lora_B.Dispose();
+        lora_A0.Dispose();
+        lora_B0.Dispose();
+        if (ownsWeight)
+        {
+            weight?.Dispose();
+        }
     }
 
     internal void AttachHook()

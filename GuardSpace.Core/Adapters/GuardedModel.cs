@@ -118,61 +118,18 @@ public sealed partial class GuardedModel : IDisposable
                 }
             }
 
-            // Decide how each layer is intercepted before touching anything.
-            var plans = targets.Select(t =>
-            {
-                var (parent, child) = ModuleSurgery.ResolveParent(model, t.Name);
-                var replace = ModuleSurgery.CanReplace(parent, child, t.Layer, typeof(GuardedLoraAdapter));
-                return (t.Name, t.Layer, Parent: parent, Child: child, Mode: replace ? InterceptionMode.Replaced : InterceptionMode.ForwardHook);
-            }).ToList();
-
             var decomposer = method.UsesDecomposition()
                 ? new SafetySubspaceDecomposer(CopyWithMethod(options.Subspace, method.ToDecompositionMethod()), logger)
                 : null;
-            var residuals = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-            var reports = new List<LayerAttachReport>();
-            for (var i = 0; i < plans.Count; i++)
+            return AttachCore(model, options, targets, projectorOf, projectors, built, logger, progress, cancellationToken, (index, name, layer, projector) =>
             {
-                cancellationToken.ThrowIfCancellationRequested();
-                var plan = plans[i];
-                progress?.Report(new AttachProgress("decomposition", i, plans.Count, plan.Name));
-                projectorOf.TryGetValue(plan.Name, out var projector);
-                var (a, b, residual, diagnostics) = Initialise(plan.Name, plan.Layer, options, i, decomposer, safety, projector, decompositions, cancellationToken);
-                var hook = plan.Mode == InterceptionMode.ForwardHook;
-                Parameter? weight = null;
-                if (!hook)
-                {
-                    weight = residual is null ? plan.Layer.weight! : new Parameter(residual.detach().clone(), requires_grad: false);
-                }
-                else if (residual is not null)
-                {
-                    residuals[plan.Name] = residual;
-                }
-
-                var adapter = new GuardedLoraAdapter(plan.Name, weight, hook ? null : plan.Layer.bias, a, b, options.Scale, hook ? plan.Layer : null)
-                {
-                    Projector = projector,
-                };
-                built.Add(adapter);
-                var frozen = projector?.Projector.NullDimension == 0;
-                adapter.SetFrozen(frozen);
-                reports.Add(new LayerAttachReport(
-                    plan.Name, plan.Layer.out_features, plan.Layer.in_features, options.Rank, method, plan.Mode,
-                    hook ? plan.Name + HookSuffix : plan.Name,
-                    harmful?[plan.Name].Key ?? safety?[plan.Name].Key,
-                    diagnostics, projector?.Projector.Diagnostics, frozen));
-            }
-
-            progress?.Report(new AttachProgress("surgery", 0, plans.Count, null));
-            Commit(model, options, plans.Select(p => (p.Name, p.Layer, p.Parent, p.Child, p.Mode)).ToList(), built, residuals);
-            var guarded = new GuardedModel(model, options, built, projectors, reports, logger);
-            Log.Attached(logger, method.ToString(), built.Count, built.Count(a => a.IsFrozen), guarded.TrainableParameters().Sum(p => p.NumberOfElements));
-            progress?.Report(new AttachProgress("surgery", plans.Count, plans.Count, null));
-            return guarded;
+                var init = Initialise(name, layer, options, index, decomposer, safety, projector, decompositions, cancellationToken);
+                return init with { Group = harmful?[name].Key ?? safety?[name].Key };
+            });
         }
         catch
         {
-            built.ForEach(a => a.Dispose());
+            ReleaseAfterFailure(built);
             projectors.ForEach(p => p.Dispose());
             throw;
         }
@@ -181,6 +138,76 @@ public sealed partial class GuardedModel : IDisposable
             decompositions.ForEach(d => d.Dispose());
             ownedSets.ForEach(s => s.Dispose());
         }
+    }
+
+    /// <summary>Per-layer initial state handed to <see cref="AttachCore"/>.</summary>
+    internal readonly record struct LayerInit(Tensor A, Tensor B, Tensor? Residual, DecompositionDiagnostics? Diagnostics, string? Group);
+
+    /// <summary>
+    /// Builds an adapter per target from <paramref name="initialise"/> without touching the model, then commits the
+    /// surgery as one transaction. Shared by <see cref="Attach"/> and <see cref="Load"/>.
+    /// </summary>
+    internal static GuardedModel AttachCore(
+        Module model,
+        GuardedLoraOptions options,
+        IReadOnlyList<(string Name, Linear Layer)> targets,
+        Dictionary<string, ProjectorHandle> projectorOf,
+        List<ProjectorHandle> projectors,
+        List<GuardedLoraAdapter> built,
+        ILogger logger,
+        IProgress<AttachProgress>? progress,
+        CancellationToken cancellationToken,
+        Func<int, string, Linear, ProjectorHandle?, LayerInit> initialise)
+    {
+        // Decide how each layer is intercepted before touching anything.
+        var plans = targets.Select(t =>
+        {
+            var (parent, child) = ModuleSurgery.ResolveParent(model, t.Name);
+            var replace = ModuleSurgery.CanReplace(parent, child, t.Layer, typeof(GuardedLoraAdapter));
+            return (t.Name, t.Layer, Parent: parent, Child: child, Mode: replace ? InterceptionMode.Replaced : InterceptionMode.ForwardHook);
+        }).ToList();
+
+        var residuals = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        var reports = new List<LayerAttachReport>();
+        using var scope = NewDisposeScope();
+        for (var i = 0; i < plans.Count; i++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var plan = plans[i];
+            progress?.Report(new AttachProgress("decomposition", i, plans.Count, plan.Name));
+            projectorOf.TryGetValue(plan.Name, out var projector);
+            var init = initialise(i, plan.Name, plan.Layer, projector);
+            var hook = plan.Mode == InterceptionMode.ForwardHook;
+            Parameter? weight = null;
+            if (!hook)
+            {
+                weight = init.Residual is null ? plan.Layer.weight! : new Parameter(init.Residual.detach().clone(), requires_grad: false);
+                weight.DetachFromDisposeScope();
+            }
+            else if (init.Residual is not null)
+            {
+                residuals[plan.Name] = init.Residual;
+            }
+
+            var adapter = new GuardedLoraAdapter(plan.Name, weight, hook ? null : plan.Layer.bias, init.A, init.B, options.Scale, hook ? plan.Layer : null)
+            {
+                Projector = projector,
+                OwnsWeight = !hook && init.Residual is not null,
+            };
+            built.Add(adapter);
+            var frozen = projector?.Projector.NullDimension == 0;
+            adapter.SetFrozen(frozen);
+            reports.Add(new LayerAttachReport(
+                plan.Name, plan.Layer.out_features, plan.Layer.in_features, adapter.Rank, options.Method, plan.Mode,
+                hook ? plan.Name + HookSuffix : plan.Name, init.Group, init.Diagnostics, projector?.Projector.Diagnostics, frozen));
+        }
+
+        progress?.Report(new AttachProgress("surgery", 0, plans.Count, null));
+        Commit(model, options, plans.Select(p => (p.Name, p.Layer, p.Parent, p.Child, p.Mode)).ToList(), built, residuals);
+        var guarded = new GuardedModel(model, options, built, projectors, reports, logger);
+        Log.Attached(logger, options.Method.ToString(), built.Count, built.Count(a => a.IsFrozen), guarded.TrainableParameters().Sum(p => p.NumberOfElements));
+        progress?.Report(new AttachProgress("surgery", plans.Count, plans.Count, null));
+        return guarded;
     }
 
     /// <summary>The suffix of the adapter module registered beside a Linear that is intercepted with a forward hook.</summary>
@@ -305,7 +332,19 @@ public sealed partial class GuardedModel : IDisposable
 
     internal IReadOnlyList<GuardedLoraAdapter> AdapterList => _adapters;
 
+    /// <summary>Test seam: called after each layer's surgery so tests can prove the rollback is complete.</summary>
+    internal static Action<string>? CommitFaultForTests { get; set; }
+
     internal ILogger Logger => _logger;
+
+    /// <summary>Frees the adapters of a failed attachment without touching parameters they share with the model.</summary>
+    internal static void ReleaseAfterFailure(List<GuardedLoraAdapter> built)
+    {
+        foreach (var adapter in built)
+        {
+            adapter.ReleaseAfterFailedAttach(adapter.OwnsWeight);
+        }
+    }
 
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
 
@@ -386,7 +425,7 @@ public sealed partial class GuardedModel : IDisposable
         return set;
     }
 
-    private static (Tensor A, Tensor B, Tensor? Residual, DecompositionDiagnostics? Diagnostics) Initialise(
+    private static LayerInit Initialise(
         string name,
         Linear layer,
         GuardedLoraOptions options,
@@ -405,7 +444,7 @@ public sealed partial class GuardedModel : IDisposable
 
             // The residual was formed with s = 1; dividing B0 by s keeps s B0 A0 equal to what was removed.
             var b = options.Scale == 1.0 ? d.AdapterB : d.AdapterB / options.Scale;
-            return (d.AdapterA, b, d.Residual, d.Diagnostics);
+            return new LayerInit(d.AdapterA, b, d.Residual, d.Diagnostics, null);
         }
 
         // PEFT's default LoRA: kaiming_uniform_(a = sqrt(5)) gives U(-1/sqrt(n), 1/sqrt(n)); B = 0 so W' = W.
@@ -416,7 +455,7 @@ public sealed partial class GuardedModel : IDisposable
             .to(weight.dtype, weight.device);
         projector?.Projector.ProjectRowsInPlace(a);
         var zerosB = zeros(layer.out_features, options.Rank, dtype: weight.dtype, device: weight.device);
-        return (a, zerosB, null, null);
+        return new LayerInit(a, zerosB, null, null, null);
     }
 
     private static void Commit(
@@ -465,6 +504,7 @@ public sealed partial class GuardedModel : IDisposable
                     undo.Push(adapter.DetachHook);
                 }
 
+                CommitFaultForTests?.Invoke(plan.Name);
                 foreach (var p in new[] { plan.Layer.weight, plan.Layer.bias })
                 {
                     if (p is not null)

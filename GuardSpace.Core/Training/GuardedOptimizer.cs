@@ -22,7 +22,8 @@ public sealed class GuardedOptimizer : optim.Optimizer
     {
         Inner = inner ?? throw new ArgumentNullException(nameof(inner));
         _guarded = guarded ?? throw new ArgumentNullException(nameof(guarded));
-        var given = inner.parameters().Select(p => p.Handle).ToHashSet();
+        // Parameters replaced by .to() are disposed: they count as missing.
+        var given = inner.parameters().Where(p => !p.IsInvalid).Select(p => p.Handle).ToHashSet();
         var missing = guarded.AdapterList.Where(a => !a.IsFrozen && !given.Contains(a.LoraA.Handle)).Select(a => a.LayerName).ToList();
         if (missing.Count > 0)
         {
