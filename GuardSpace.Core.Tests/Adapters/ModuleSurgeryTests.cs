@@ -255,3 +255,43 @@ public class ModuleSurgeryTests
         public override Tensor forward(Tensor x) => loose.call(typed.call(x).tanh());
     }
 }
+
+public class InterceptionVerificationTests
+{
+    [Fact]
+    public void LayersBypassedByForwardCallsAreReportedByName()
+    {
+        using var scope = NewDisposeScope();
+        var model = new ForwardCallingParent();
+        var input = randn(3, 4, dtype: ScalarType.Float64);
+        using var guarded = GuardedModel.Attach(model, new GuardedLoraOptions { Method = InitializationMethod.Lora, Rank = 2, Targets = TargetModules.AllLinear() });
+        Assert.Equal(InterceptionMode.ForwardHook, guarded.Layers.Single(l => l.Name == "bypassed").Interception);
+        var ex = Assert.Throws<InvalidOperationException>(() => guarded.VerifyInterception(() => model.call(input).Dispose()));
+        Assert.Contains("'bypassed' (forward hook)", ex.Message);
+        Assert.DoesNotContain("'reached'", ex.Message);
+    }
+
+    [Fact]
+    public void VerificationPassesWhenEveryAdapterIsReached()
+    {
+        using var scope = NewDisposeScope();
+        var model = new TinyTransformer();
+        using var guarded = GuardedModel.Attach(model, new GuardedLoraOptions { Method = InitializationMethod.Lora, Rank = 2 });
+        guarded.VerifyInterception(() => model.call(TinyTransformer.Tokens(1, 4, 1)).Dispose());
+    }
+
+    private sealed class ForwardCallingParent : Module<Tensor, Tensor>
+    {
+        private readonly Linear bypassed;   // sealed field, and called with forward(): no hook can fire
+        private readonly Linear reached;
+
+        public ForwardCallingParent() : base(nameof(ForwardCallingParent))
+        {
+            bypassed = Linear(4, 4, dtype: ScalarType.Float64);
+            reached = Linear(4, 2, dtype: ScalarType.Float64);
+            RegisterComponents();
+        }
+
+        public override Tensor forward(Tensor x) => reached.call(bypassed.forward(x));
+    }
+}

@@ -27,6 +27,7 @@ public sealed class GuardedLoraAdapter : Module<Tensor, Tensor>
 #pragma warning restore IDE1006, SA1300
     private readonly HostLayer? _host;
     private readonly double _scale;
+    private long _invocations;
 
     internal GuardedLoraAdapter(
         string layerName,
@@ -104,6 +105,9 @@ public sealed class GuardedLoraAdapter : Module<Tensor, Tensor>
 
     internal ProjectorHandle? Projector { get; set; }
 
+    /// <summary>How many times the model's forward reached this adapter (read by <see cref="GuardedModel.VerifyInterception"/>).</summary>
+    internal long Invocations => Interlocked.Read(ref _invocations);
+
     /// <summary>False when the frozen weight is the user's original Parameter (LoRA-style methods share it).</summary>
     internal bool OwnsWeight { get; init; }
 
@@ -138,6 +142,7 @@ public sealed class GuardedLoraAdapter : Module<Tensor, Tensor>
     /// <summary>The adapter's additive contribution for the current state, or null when there is none (merged).</summary>
     internal Tensor? Delta(Tensor input)
     {
+        Interlocked.Increment(ref _invocations);
         if (IsMerged)
         {
             return null;

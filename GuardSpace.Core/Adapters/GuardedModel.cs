@@ -274,6 +274,32 @@ public sealed partial class GuardedModel : IDisposable
         }
     }
 
+    /// <summary>
+    /// Runs <paramref name="forward"/> (one or more forward passes of the model, under no_grad) and throws
+    /// <see cref="InvalidOperationException"/> naming every guarded layer the forward never reached. A Linear that had to be
+    /// intercepted with a forward hook (<see cref="InterceptionMode.ForwardHook"/>) is reached only when its parent calls
+    /// it through <c>call()</c>; a parent that calls <c>forward()</c> bypasses the hook, and this check says so.
+    /// </summary>
+    public void VerifyInterception(Action forward)
+    {
+        ThrowIfDisposed();
+        ArgumentNullException.ThrowIfNull(forward);
+        var before = _adapters.Select(a => a.Invocations).ToList();
+        using (no_grad())
+        {
+            forward();
+        }
+
+        var missed = _adapters.Where((a, i) => a.Invocations == before[i]).ToList();
+        if (missed.Count > 0)
+        {
+            throw new InvalidOperationException(
+                $"The forward pass never reached the adapters of {string.Join(", ", missed.Select(a => $"'{a.LayerName}'{(a.IsHookMode ? " (forward hook)" : string.Empty)}"))}. " +
+                "A layer intercepted with a forward hook runs the adapter only when its parent calls it through call(), not forward(): " +
+                "change the parent to call(), declare the field as Module<Tensor, Tensor> so the layer can be replaced, or exclude the layer from the targets.");
+        }
+    }
+
     /// <summary>Turns every adapter off (the model computes its ORIGINAL weights) or back on.</summary>
     public void SetAdaptersEnabled(bool enabled)
     {
