@@ -1,3 +1,4 @@
+using GuardSpace.Internal;
 using GuardSpace.Projection;
 using static TorchSharp.torch;
 
@@ -16,12 +17,12 @@ internal sealed class ProjectorHandle(INullSpaceProjector projector) : IDisposab
     public INullSpaceProjector For(Tensor rows)
     {
         var type = rows.dtype is ScalarType.Float16 or ScalarType.BFloat16 ? ScalarType.Float32 : rows.dtype;
-        if (Projector.Device == rows.device && Projector.BasisType == type)
+        if (Projector.Device.SameAs(rows.device) && Projector.BasisType == type)
         {
             return Projector;
         }
 
-        if (_converted is null || _converted.Device != rows.device || _converted.BasisType != type)
+        if (_converted is null || !_converted.Device.SameAs(rows.device) || _converted.BasisType != type)
         {
             _converted?.Dispose();
             _converted = Projector.To(rows.device, type);

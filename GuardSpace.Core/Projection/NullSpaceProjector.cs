@@ -169,7 +169,7 @@ public sealed class NullSpaceProjector : INullSpaceProjector
         }
 
         using var scope = NewDisposeScope();
-        if (rows.dtype == _basis.dtype && rows.device == _basis.device)
+        if (rows.dtype == _basis.dtype && rows.device.SameAs(_basis.device))
         {
             var coefficients = rows.mm(_basis);
             if (Diagnostics.StoresNullBasis)
