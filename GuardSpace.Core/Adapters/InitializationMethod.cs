@@ -1,6 +1,6 @@
 namespace GuardSpace.Adapters;
 
-/// <summary>How a guarded adapter is initialised and whether it is confined to a null space (design.md, section 4).</summary>
+/// <summary>How a guarded adapter is initialised and whether it is confined to a null space (the paper and its baselines; see docs/concepts.md and docs/api-guide.md).</summary>
 public enum InitializationMethod
 {
     /// <summary>Plain LoRA: Kaiming-uniform A, zero B, no projector. Needs no calibration.</summary>

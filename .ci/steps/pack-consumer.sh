@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Packs GuardSpace.Core, checks the .nupkg's contents, then builds and runs tests/PackageConsumer against the PACKED
+# package from a local folder feed (never the project reference), and checks the GuardSpaceWeakenGlibcxx opt-out.
+# Each run packs a unique prerelease version (0.1.0-ci.<time>), so the global packages cache can never hand back a
+# stale GuardSpace.Core; that one version folder is removed from the cache again at the end. TorchSharp-cpu comes
+# from the usual cache (no re-download). Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo=$(pwd)
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/guardspace-consumer.XXXXXX")
+suffix="ci.$(date +%s)$$"
+prefix=$(sed -n 's|.*<VersionPrefix>\(.*\)</VersionPrefix>.*|\1|p' Directory.Build.props)
+version="$prefix-$suffix"
+cache=$(dotnet nuget locals global-packages --list | sed -E 's/^global-packages: *//')
+cleanup() {
+  rm -rf "$work" "${cache%/}/guardspace.core/$version"
+}
+trap cleanup EXIT
+
+fail() { echo "pack-consumer: FAILED: $*" >&2; exit 1; }
+
+echo "-- pack GuardSpace.Core $version"
+# (The next ordinary build of GuardSpace.Core recompiles it with the plain version.)
+dotnet pack GuardSpace.Core/GuardSpace.Core.csproj -c Release -o "$work/feed" -p:VersionSuffix="$suffix" \
+  > "$work/pack.log" 2>&1 || { tail -n 40 "$work/pack.log"; fail "dotnet pack"; }
+nupkg="$work/feed/GuardSpace.Core.$version.nupkg"
+[ -f "$nupkg" ] || fail "no $nupkg"
+[ -f "$work/feed/GuardSpace.Core.$version.snupkg" ] || fail "no symbol package (.snupkg)"
+
+echo "-- package contents"
+unzip -l "$nupkg" | tee "$work/contents.txt"
+for entry in README.md lib/net10.0/GuardSpace.Core.dll lib/net10.0/GuardSpace.Core.xml \
+             buildTransitive/GuardSpace.Core.targets build/GuardSpace.Core.targets; do
+  grep -qE "[[:space:]]$entry\$" "$work/contents.txt" || fail "the package lacks $entry"
+done
+if grep -qE "runtimes/|libtorch|\.so$" "$work/contents.txt"; then fail "the package carries native binaries"; fi
+nuspec=$(unzip -p "$nupkg" GuardSpace.Core.nuspec)
+echo "$nuspec" | grep -q '<license type="expression">MIT</license>' || fail "no MIT licence expression in the nuspec"
+echo "$nuspec" | grep -q '<readme>README.md</readme>' || fail "no readme in the nuspec"
+echo "$nuspec" | grep -q '<dependency id="TorchSharp" ' || fail "no dependency on TorchSharp"
+if echo "$nuspec" | grep -qiE '<dependency id="(TorchSharp-|libtorch)'; then fail "the package depends on a native backend"; fi
+deps=$(echo "$nuspec" | grep -c '<dependency ')
+[ "$deps" -eq 2 ] || fail "expected 2 dependencies (TorchSharp, Microsoft.Extensions.Logging.Abstractions), found $deps"
+unzip -p "$nupkg" README.md | grep -q "GuardedModel.Attach" || fail "the packed README has no quick start"
+
+echo "-- consumer: restore from the local feed (GuardSpace.Core) and nuget.org (everything else)"
+cp -r tests/PackageConsumer "$work/consumer"
+rm -rf "$work/consumer/bin" "$work/consumer/obj"
+cat > "$work/consumer/nuget.config" <<EOF
+<?xml version="1.0" encoding="utf-8"?>
+<configuration>
+  <packageSources>
+    <clear />
+    <add key="local" value="$work/feed" />
+    <add key="nuget.org" value="https://api.nuget.org/v3/index.json" protocolVersion="3" />
+  </packageSources>
+  <packageSourceMapping>
+    <packageSource key="local"><package pattern="GuardSpace.Core" /></packageSource>
+    <packageSource key="nuget.org"><package pattern="*" /></packageSource>
+  </packageSourceMapping>
+</configuration>
+EOF
+cd "$work/consumer"
+dotnet build -c Release -p:GuardSpaceVersion="$version" -o "$work/out" > "$work/build.log" 2>&1 \
+  || { tail -n 40 "$work/build.log"; fail "building the consumer"; }
+grep -q "GuardSpace: marked GLIBCXX_3.4.32 weak" "$work/build.log" || fail "the package's buildTransitive target did not run"
+grep -q "guardspace.core/$version" obj/project.assets.json || fail "the consumer did not restore GuardSpace.Core $version from the feed"
+if grep -q '"type": "project"' obj/project.assets.json; then fail "the consumer resolved a project reference"; fi
+lib="$work/out/runtimes/linux-x64/native/libLibTorchSharp.so"
+if [ "$(uname -s)" = Linux ] && command -v readelf > /dev/null; then
+  readelf -V "$lib" | grep -E "Name: GLIBCXX_3.4.32 +Flags: WEAK" || fail "GLIBCXX_3.4.32 is not weak in the consumer's output"
+fi
+
+echo "-- consumer: run"
+dotnet "$work/out/PackageConsumer.dll" || fail "the consumer exited with $?"
+
+echo "-- consumer with <GuardSpaceWeakenGlibcxx>false</GuardSpaceWeakenGlibcxx>: the target must be skipped"
+dotnet build -c Release -p:GuardSpaceVersion="$version" -p:GuardSpaceWeakenGlibcxx=false -o "$work/out-optout" \
+  > "$work/build-optout.log" 2>&1 || { tail -n 40 "$work/build-optout.log"; fail "building the opted-out consumer"; }
+if grep -q "GuardSpace: marked" "$work/build-optout.log"; then fail "the opt-out did not skip the target"; fi
+if [ "$(uname -s)" = Linux ] && command -v readelf > /dev/null; then
+  readelf -V "$work/out-optout/runtimes/linux-x64/native/libLibTorchSharp.so" | grep -E "Name: GLIBCXX_3.4.32 +Flags: none" \
+    || fail "with the opt-out, GLIBCXX_3.4.32 should be left as shipped"
+fi
+
+cd "$repo"
+echo "pack-consumer: OK ($version)"

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs the three samples (each checks its own result and exits non-zero on failure) and checks that the README's
+# quick start is, line for line, the quick-start region of samples/GuardSpace.Samples.QuickStart/Program.cs.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+echo "-- README quick start == samples/GuardSpace.Samples.QuickStart"
+sample=$(sed -n '/^\/\/ quick start begins$/,/^\/\/ quick start ends$/p' samples/GuardSpace.Samples.QuickStart/Program.cs | sed '1d;$d')
+readme=$(sed -n '/^## Quick start$/,/^## /p' README.md | sed -n '/^```csharp$/,/^```$/p' | sed '1d;$d')
+[ -n "$sample" ] || { echo "no quick-start region in the sample" >&2; exit 1; }
+if [ "$sample" != "$readme" ]; then
+  echo "samples: FAILED: the README's quick start differs from the sample:" >&2
+  diff <(echo "$readme") <(echo "$sample") >&2 || true
+  exit 1
+fi
+
+for name in QuickStart CustomTrainingLoop ExportToPeft; do
+  echo "-- samples/GuardSpace.Samples.$name"
+  if ! timeout 600 dotnet run -c Release --project "samples/GuardSpace.Samples.$name"; then
+    echo "samples: FAILED: GuardSpace.Samples.$name" >&2
+    exit 1
+  fi
+done
+echo "samples: OK"
