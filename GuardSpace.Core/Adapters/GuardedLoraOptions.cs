@@ -41,6 +41,20 @@ public sealed class GuardedLoraOptions
     /// <summary>Options of the activation-covariance collection run on the calibration prompts.</summary>
     public CovarianceCollectionOptions Collection { get; set; } = new();
 
+    /// <summary>A deep copy (the sub-options are copied too).</summary>
+    internal GuardedLoraOptions Clone() => new()
+    {
+        Rank = Rank,
+        Method = Method,
+        Targets = Targets,
+        Scale = Scale,
+        Seed = Seed,
+        FreezeBaseModel = FreezeBaseModel,
+        Subspace = Subspace.Clone(),
+        NullSpace = NullSpace.Clone(),
+        Collection = Collection.Clone(),
+    };
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid option.</summary>
     public void Validate()
     {

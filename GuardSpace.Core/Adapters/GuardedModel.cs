@@ -37,6 +37,7 @@ public sealed partial class GuardedModel : IDisposable
         Layers = layers;
         _logger = logger;
         Adapters = adapters.ToDictionary(a => a.LayerName, StringComparer.Ordinal);
+        Projectors = projectors.ToDictionary(p => p.Projector.Name, p => p.Projector, StringComparer.Ordinal);
     }
 
     /// <summary>The model the adapters live in.</summary>
@@ -52,8 +53,7 @@ public sealed partial class GuardedModel : IDisposable
     public IReadOnlyList<LayerAttachReport> Layers { get; }
 
     /// <summary>The null-space projectors, keyed by covariance group (one per group of layers that read the same input).</summary>
-    public IReadOnlyDictionary<string, INullSpaceProjector> Projectors =>
-        _projectors.ToDictionary(p => p.Projector.Name, p => p.Projector, StringComparer.Ordinal);
+    public IReadOnlyDictionary<string, INullSpaceProjector> Projectors { get; private set; } = new Dictionary<string, INullSpaceProjector>();
 
     /// <summary>True while the adapters are merged into the frozen weights (<see cref="Merge"/>).</summary>
     public bool IsMerged => _adapters.Count > 0 && _adapters[0].IsMerged;
@@ -81,6 +81,7 @@ public sealed partial class GuardedModel : IDisposable
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
+        options = options.Clone(); // later changes to the caller's object must not change what Save writes
         var logger = loggerFactory?.CreateLogger("GuardSpace") ?? NullLogger.Instance;
         var method = options.Method;
         var targets = LinearLayerSelector.Select(model, options.Targets);
@@ -394,14 +395,12 @@ public sealed partial class GuardedModel : IDisposable
         }
     }
 
-    private static SafetySubspaceOptions CopyWithMethod(SafetySubspaceOptions o, DecompositionMethod method) => new()
+    private static SafetySubspaceOptions CopyWithMethod(SafetySubspaceOptions o, DecompositionMethod method)
     {
-        Method = method,
-        InitialDamping = o.InitialDamping,
-        DampingResidualTolerance = o.DampingResidualTolerance,
-        MaxDampingDoublings = o.MaxDampingDoublings,
-        ComputeType = o.ComputeType,
-    };
+        var copy = o.Clone();
+        copy.Method = method;
+        return copy;
+    }
 
     private static CovarianceSet Covariances(
         string kind,

@@ -58,4 +58,7 @@ public sealed class SafetySubspaceOptions
             throw new ArgumentException($"SafetySubspaceOptions.ComputeType must be Float32 or Float64 (default Float64); got {ComputeType}. Half precision is too coarse for an SVD.");
         }
     }
+
+    /// <summary>A copy of these options.</summary>
+    internal SafetySubspaceOptions Clone() => (SafetySubspaceOptions)MemberwiseClone();
 }

@@ -3,10 +3,57 @@ using Microsoft.Extensions.Logging;
 namespace GuardSpace.Diagnostics;
 
 /// <summary>
-/// Source-generated log messages. Event ids by area: 1xx collection, 2xx decomposition, 3xx projection,
-/// 4xx adapters, 5xx training, 6xx serialization. Each area adds its own partial file (Log.Area.cs).
+/// Source-generated log messages, all in this one file: the LoggerMessage generator emits a class split over several
+/// partial files in a nondeterministic order (dotnet/runtime#119587), which made builds differ byte for byte.
+/// Event ids by area: 1xx collection, 2xx decomposition, 3xx projection, 4xx adapters, 5xx training, 6xx serialization.
 /// Prompt text is never logged.
 /// </summary>
 internal static partial class Log
 {
+    // Adapters
+    [LoggerMessage(EventId = 400, Level = LogLevel.Information, Message = "Attached {Count} {Method} adapters ({Frozen} frozen for lack of a null space), {Trainable} trainable parameters")]
+    public static partial void Attached(ILogger logger, string method, int count, int frozen, long trainable);
+
+    // Collection
+    [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "Collecting activation covariances on {LayerCount} Linear layers (scaling {Scaling}, accumulation {AccumulationType}, shared inputs share a covariance: {Share})")]
+    public static partial void CollectionStarted(ILogger logger, int layerCount, string scaling, string accumulationType, bool share);
+
+    [LoggerMessage(EventId = 101, Level = LogLevel.Warning, Message = "Covariance '{Key}' (layers {Layers}) holds {TokenCount} tokens for input width {InputWidth}, so it is singular. As a safety covariance its damping will dominate (collect more tokens); as a harmful covariance this is expected and leaves an exact null space.")]
+    public static partial void FewerTokensThanWidth(ILogger logger, string key, string layers, long tokenCount, long inputWidth);
+
+    [LoggerMessage(EventId = 102, Level = LogLevel.Warning, Message = "The model {ModelType} is in training mode: dropout and similar layers will perturb the collected activations. Call model.eval() before collecting.")]
+    public static partial void ModelInTrainingMode(ILogger logger, string modelType);
+
+    [LoggerMessage(EventId = 103, Level = LogLevel.Information, Message = "Collected {CovarianceCount} covariances for {LayerCount} layers from {TokenCount} tokens")]
+    public static partial void CollectionFinished(ILogger logger, int covarianceCount, int layerCount, long tokenCount);
+
+    [LoggerMessage(EventId = 104, Level = LogLevel.Debug, Message = "Layers {Layers} receive the same input tensor and share one covariance '{Key}'")]
+    public static partial void SharedInputDetected(ILogger logger, string key, string layers);
+
+    [LoggerMessage(EventId = 105, Level = LogLevel.Debug, Message = "Calibration batch {BatchesDone} done; {TokenCount} tokens so far")]
+    public static partial void BatchCollected(ILogger logger, int batchesDone, long tokenCount);
+
+    // Decomposition
+    [LoggerMessage(EventId = 200, Level = LogLevel.Debug, Message = "Decomposed '{Layer}' ({Method}, r = {Rank}): adapter singular values {First:G4} .. {Last:G4}, damping l = {Damping:G3}, condition >= {Condition:G3}")]
+    public static partial void LayerDecomposed(ILogger logger, string layer, string method, int rank, double first, double last, double damping, double condition);
+
+    [LoggerMessage(EventId = 201, Level = LogLevel.Information, Message = "Layer '{Layer}': damping raised to l = {Damping:G3} after {Doublings} doublings to make the safety covariance well conditioned")]
+    public static partial void DampingIncreased(ILogger logger, string layer, double damping, int doublings);
+
+    // Projection
+    [LoggerMessage(EventId = 300, Level = LogLevel.Debug, Message = "Null space of '{Layer}': {NullDimension} of {Width} directions ({Rule} rule, threshold {Threshold:G3}, protected energy {ProtectedEnergy:P4})")]
+    public static partial void NullSpaceFitted(ILogger logger, string layer, int nullDimension, int width, string rule, double threshold, double protectedEnergy);
+
+    [LoggerMessage(EventId = 301, Level = LogLevel.Warning, Message = "Layer '{Layer}' has no null space among its {Width} input directions: its adapter is frozen (the projector is zero). Use fewer harmful calibration tokens, another threshold rule, or EmptyNullSpacePolicy.FallBackToEnergy.")]
+    public static partial void NullSpaceEmptyFrozen(ILogger logger, string layer, int width);
+
+    [LoggerMessage(EventId = 302, Level = LogLevel.Warning, Message = "Layer '{Layer}' has no null space under the requested rule; fell back to the energy rule ({EnergyFraction:P2} of the trace protected), leaving {NullDimension} free directions.")]
+    public static partial void NullSpaceFellBack(ILogger logger, string layer, int nullDimension, double energyFraction);
+
+    // Serialization
+    [LoggerMessage(EventId = 600, Level = LogLevel.Debug, Message = "Wrote {TensorCount} tensors ({ByteCount} data bytes) to safetensors file '{Path}'")]
+    public static partial void SafetensorsWritten(ILogger logger, int tensorCount, long byteCount, string path);
+
+    [LoggerMessage(EventId = 601, Level = LogLevel.Debug, Message = "Read {TensorCount} tensors ({ByteCount} data bytes) from safetensors file '{Path}'")]
+    public static partial void SafetensorsRead(ILogger logger, int tensorCount, long byteCount, string path);
 }

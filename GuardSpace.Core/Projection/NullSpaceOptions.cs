@@ -67,4 +67,7 @@ public sealed class NullSpaceOptions
             throw new ArgumentException($"NullSpaceOptions.ComputeType must be Float32 or Float64 (default Float64); got {ComputeType}.");
         }
     }
+
+    /// <summary>A copy of these options.</summary>
+    internal NullSpaceOptions Clone() => (NullSpaceOptions)MemberwiseClone();
 }
