@@ -5,18 +5,21 @@ namespace GuardSpace.Demo;
 /// <summary>Padded, encoded examples: inputs [n, len] and next-token targets [n, len] with -100 outside the answer.</summary>
 public sealed class EncodedSet : IDisposable
 {
-    public EncodedSet(Tensor inputs, Tensor targets, int count)
+    public EncodedSet(Tensor inputs, Tensor targets, int[] lengths)
     {
         Inputs = inputs;
         Targets = targets;
-        Count = count;
+        Lengths = lengths;
     }
+
+    /// <summary>Real (unpadded) input length of each row; a batch is cut to its longest row.</summary>
+    public int[] Lengths { get; }
 
     public Tensor Inputs { get; }
 
     public Tensor Targets { get; }
 
-    public int Count { get; }
+    public int Count => Lengths.Length;
 
     public void Dispose()
     {
@@ -189,7 +192,7 @@ public sealed class DemoData
         return new EncodedSet(
             tensor(inputs, [examples.Count, len], dtype: ScalarType.Int64).to(device).DetachFromDisposeScope(),
             tensor(targets, [examples.Count, len], dtype: ScalarType.Int64).to(device).DetachFromDisposeScope(),
-            examples.Count);
+            seqs.Select(s => s.full.Length - 1).ToArray());
     }
 
     /// <summary>Prompts (&lt;bos&gt; prompt &lt;sep&gt;) right-padded, with a [batch, seq] mask of real tokens (1) and padding (0).</summary>

@@ -52,6 +52,11 @@ public sealed class DemoRunner
         }
 
         device = o.Device == "cuda" ? CUDA : CPU;
+        if (o.Threads > 0)
+        {
+            set_num_threads(o.Threads);
+        }
+
         data = new DemoData(lang, o.TaskEvalCount, o.HarmfulEvalCount, o.CalibrationCount, o.NullSpaceCount);
         config = new ModelConfig(lang.VocabSize, o.Width, o.Layers, o.Heads, o.Mlp);
     }

@@ -41,14 +41,16 @@ public static class Trainer
                 }
             }
 
+            int len = 1;
             for (int i = 0; i < batchSize; i++)
             {
                 idx[i] = rng.Next(data.Count);
+                len = Math.Max(len, data.Lengths[idx[i]]);
             }
 
             var sel = tensor(idx, dtype: ScalarType.Int64, device: data.Inputs.device);
-            var x = data.Inputs.index_select(0, sel);
-            var y = data.Targets.index_select(0, sel);
+            var x = data.Inputs.index_select(0, sel).narrow(1, 0, len);
+            var y = data.Targets.index_select(0, sel).narrow(1, 0, len);
             var logits = model.call(x);
             var loss = functional.cross_entropy(logits.reshape(-1, logits.shape[^1]), y.reshape(-1), ignore_index: DemoData.IgnoreIndex);
             if (extraLoss is not null)
