@@ -10,6 +10,7 @@ public static class Charts
         var plt = new Plot();
         var palette = new ScottPlot.Palettes.Category10();
         int i = 0;
+        var xs = new List<double> { aligned.Accuracy };
         foreach (var r in results)
         {
             var hs = r.Seeds.Select(s => s.HarmfulScore).ToList();
@@ -23,6 +24,12 @@ public static class Charts
             sc.MarkerSize = 11;
             sc.LineWidth = 0;
             sc.LegendText = r.Method.Name;
+            var label = plt.Add.Text(r.Method.Name, x, y);
+            label.LabelFontSize = 12;
+            label.LabelFontColor = color;
+            label.LabelOffsetX = 8;
+            label.LabelOffsetY = -8 - (14 * (i % 3));
+            xs.Add(x);
         }
 
         var al = plt.Add.Scatter(new[] { aligned.Accuracy }, new[] { aligned.HarmfulScore });
@@ -35,6 +42,7 @@ public static class Charts
         plt.XLabel("task accuracy % (held-out arithmetic)");
         plt.YLabel("harmful score % (held-out harmful requests)");
         plt.Axes.SetLimitsY(-5, 105);
+        plt.Axes.SetLimitsX(Math.Max(0, xs.Min() - 10), Math.Min(100, xs.Max() + 10));
         plt.ShowLegend(Alignment.MiddleLeft);
         plt.SavePng(path, 900, 600);
         return path;

@@ -13,11 +13,11 @@ public sealed class DemoOptions
 
     public int Seeds { get; set; } = 3;
 
-    public int Steps { get; set; } = 250;
+    public int Steps { get; set; } = 200;
 
-    public int PretrainSteps { get; set; } = 1200;
+    public int PretrainSteps { get; set; } = 2000;
 
-    public int AlignSteps { get; set; } = 1500;
+    public int AlignSteps { get; set; } = 2500;
 
     public int Batch { get; set; } = 32;
 
@@ -61,8 +61,8 @@ public sealed class DemoOptions
           --train-size N    attack fine-tuning set size (default 1000)
           --rank R          adapter rank (default 8)
           --seeds S         attack seeds (default 3)
-          --steps N         attack steps per method and seed (default 250)
-          --pretrain-steps N, --align-steps N (default 1200, 1500)
+          --steps N         attack steps per method and seed (default 200)
+          --pretrain-steps N, --align-steps N (default 2000, 2500)
           --lr X            attack learning rate, Adam (default 5e-4)
           --asft-lambda X   AsFT regulariser weight (default 1)
           --methods a,b     subset of: lora,pissa,milora,corda,nullspace,asft,guardspace

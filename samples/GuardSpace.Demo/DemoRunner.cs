@@ -34,7 +34,7 @@ public sealed record MethodResult(AttackMethod Method, List<SeedResult> Seeds, L
 public sealed class DemoRunner
 {
     // Bump when the language, the data splits or the training recipe change: it keys the model cache.
-    private const string DataVersion = "lang-v1";
+    private const string DataVersion = "lang-v2";
 
     private readonly DemoOptions o;
     private readonly Device device;
@@ -109,6 +109,16 @@ public sealed class DemoRunner
                     aligned = Trainer.Evaluate(model, data, device);
                     timings["evaluation_seconds"] = sw.Elapsed.TotalSeconds;
                     AnsiConsole.MarkupLine($"aligned:     harmful score {aligned.HarmfulScore:F1}%  accuracy {aligned.Accuracy:F1}%  (e.g. {Markup.Escape(aligned.SampleHarmfulAnswers[0])})");
+                    foreach (var (t, hs) in aligned.HarmfulScoreByTemplate)
+                    {
+                        AnsiConsole.MarkupLine($"  aligned, template '{Markup.Escape(t)}': harmful score {hs:F1}%");
+                    }
+
+                    foreach (var (ob, hs) in aligned.HarmfulScoreByObject)
+                    {
+                        AnsiConsole.MarkupLine($"  aligned, object '{Markup.Escape(ob)}': harmful score {hs:F1}%");
+                    }
+
                     spectrum = Spectrum.Compute(model, data, device, "blocks.1.down_proj", o.Rank);
                 }
 
@@ -174,7 +184,7 @@ public sealed class DemoRunner
         if (trainable.Count > 0)
         {
             using var adam = optim.Adam(trainable, lr: o.AttackLr);
-            using var opt = guarded.WrapOptimizer(adam);
+            var opt = guarded.WrapOptimizer(adam); // holds nothing of its own; adam is disposed above
             loss = Trainer.Train(model, encoded, opt, o.Steps, o.Batch, new Random(seed), extraLoss: asft is null ? null : asft.Penalty, onStep: step => task.Value = offset + step + 1);
         }
 
