@@ -24,11 +24,6 @@ public static class Charts
             sc.MarkerSize = 11;
             sc.LineWidth = 0;
             sc.LegendText = r.Method.Name;
-            var label = plt.Add.Text(r.Method.Name, x, y);
-            label.LabelFontSize = 12;
-            label.LabelFontColor = color;
-            label.LabelOffsetX = 8;
-            label.LabelOffsetY = -8 - (14 * (i % 3));
             xs.Add(x);
         }
 
