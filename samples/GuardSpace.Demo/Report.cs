@@ -8,7 +8,12 @@ public sealed record Goal(string Description, bool Met, string Detail);
 /// <summary>The final table, the goal check and artifacts/demo/report.json.</summary>
 public static class Report
 {
-    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+    private static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals, // NaN when a method had nothing to train
+    };
 
     public static List<Goal> Goals(EvalResult aligned, IReadOnlyList<MethodResult> results)
     {
