@@ -190,7 +190,7 @@ public sealed class DemoRunner
 
         var seconds = sw.Elapsed.TotalSeconds;
         var eval = Trainer.Evaluate(model, data, device);
-        var layers = guarded.Layers.Select(l => new LayerInfo(l.Name, l.InputWidth, l.NullDimension, l.Lambda, l.Frozen)).ToList();
+        var layers = guarded.Layers.Select(l => new LayerInfo(l.Name, (int)l.InFeatures, (int?)l.NullSpace?.NullDimension, l.Decomposition?.Damping, l.Frozen)).ToList();
         return (new SeedResult(seed, eval.HarmfulScore, eval.Accuracy, seconds, loss), layers, (int)trainable.Sum(p => p.numel()));
     }
 
