@@ -61,7 +61,6 @@ var config = ManualConfig.CreateEmpty()
     .AddLogger(BenchmarkDotNet.Loggers.ConsoleLogger.Default)
     .AddDiagnoser(MemoryDiagnoser.Default)
     .AddExporter(CsvExporter.Default, MarkdownExporter.GitHub)
-    .AddColumn(RankColumn.Arabic)
     .WithOrderer(new BenchmarkDotNet.Order.DefaultOrderer(BenchmarkDotNet.Order.SummaryOrderPolicy.Declared))
     .WithOptions(ConfigOptions.DisableLogFile);
 var summaries = BenchmarkSwitcher.FromAssembly(typeof(BenchEnv).Assembly).Run(rest.ToArray(), config);
