@@ -9,7 +9,7 @@ namespace GuardSpace.Benchmarks;
 /// so instead of a full thin SVD it runs block inverse iteration on the float64 Gram matrix of the smaller side
 /// (<c>M^T M</c> when m &gt;= n, else <c>M M^T</c>), with a Cholesky factor of the Gram as the solver and a final
 /// Rayleigh-Ritz step. Float64 keeps the squared condition number harmless for the small end of the spectrum
-/// (Ritz values are accurate to about 1e-16 ||M||^2 absolute). Converges at the rate
+/// (Ritz values are accurate to about 1e-16 ||M||^2 absolute); M = W C_l itself is formed in float64 too. Converges at the rate
 /// (sigma_r / sigma_{p+1})^2 per iteration, p = 2r; falls back to the thin SVD if it has not converged.
 /// Damping, back-transform (Cholesky solve of r columns), projection and residual are the library's.
 /// </summary>
@@ -36,9 +36,10 @@ public static class GramDecomposition
         var w = weight.to_type(ScalarType.Float32);
         var c = safetyCovariance.to_type(ScalarType.Float32);
         var (factor, absolute) = Damp(c);
-        var damped = c.clone();
+        // M = W C_l in float64: float32 rounding of M (1e-7 ||M||) would otherwise dominate the error of the smallest triplets.
+        var damped = c.to_type(ScalarType.Float64);
         damped.diagonal().add_(absolute);
-        var m = w.mm(damped);
+        var m = w.to_type(ScalarType.Float64).mm(damped);
 
         var (uR, sR, vR, iterations, fellBack) = SmallestTriplets(m, rank);
         // Descending order, as the library selects them (the r smallest of a descending spectrum).
@@ -83,14 +84,14 @@ public static class GramDecomposition
         throw new ArithmeticException("The safety covariance stayed ill-conditioned.");
     }
 
-    /// <summary>The r smallest singular triplets of <paramref name="m"/> (float32 in, float32 out, ascending).</summary>
+    /// <summary>The r smallest singular triplets of <paramref name="m"/> (float64 in, float32 out, ascending).</summary>
     private static (Tensor U, Tensor S, Tensor V, int Iterations, bool FellBack) SmallestTriplets(Tensor m, int rank)
     {
         var (rows, cols) = (m.shape[0], m.shape[1]);
         var tall = rows >= cols;
         var k = Math.Min(rows, cols);
         var p = (int)Math.Min(k, 2L * rank);
-        var m64 = m.to_type(ScalarType.Float64);
+        var m64 = m;
         var gram = tall ? m64.T.mm(m64) : m64.mm(m64.T);                    // k x k
         // A tiny shift keeps the Cholesky factor finite when M is (numerically) rank deficient; the Ritz step uses the unshifted Gram.
         var shift = 1e-13 * gram.diagonal().mean().ToDouble();
@@ -147,7 +148,7 @@ public static class GramDecomposition
 
     private static (Tensor U, Tensor S, Tensor V, int Iterations, bool FellBack) FallBack(Tensor m, int rank)
     {
-        var (u, s, vh) = linalg.svd(m, fullMatrices: false);
+        var (u, s, vh) = linalg.svd(m.to_type(ScalarType.Float32), fullMatrices: false);
         var k = (int)s.shape[0];
         // Ascending like the Gram path.
         return (u[.., (k - rank)..].flip(1), s[(k - rank)..].flip(0), vh[(k - rank).., ..].T.flip(1), 0, true);

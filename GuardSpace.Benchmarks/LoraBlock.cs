@@ -16,12 +16,13 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
     private readonly Parameter lora_B;
     private Tensor? forward_projector;
 
-    public LoraLinear(string name, long inFeatures, long outFeatures, int rank, long seed, Device device) : base(name)
+    public LoraLinear(string name, long inFeatures, long outFeatures, int rank, long seed, Device device, ScalarType dtype = ScalarType.Float32) : base(name)
     {
+        // Drawn in float32 on the CPU whatever the target, so that every device and dtype starts from the same values.
         var g = BenchEnv.Seeded(seed);
-        weight = new Parameter((randn(outFeatures, inFeatures, generator: g) / Math.Sqrt(inFeatures)).to(device), requires_grad: false);
-        lora_A = new Parameter((randn(rank, inFeatures, generator: g) / Math.Sqrt(inFeatures)).to(device), requires_grad: true);
-        lora_B = new Parameter((randn(outFeatures, rank, generator: g) * 0.01).to(device), requires_grad: true);
+        weight = new Parameter((randn(outFeatures, inFeatures, generator: g) / Math.Sqrt(inFeatures)).to(dtype, device), requires_grad: false);
+        lora_A = new Parameter((randn(rank, inFeatures, generator: g) / Math.Sqrt(inFeatures)).to(dtype, device), requires_grad: true);
+        lora_B = new Parameter((randn(outFeatures, rank, generator: g) * 0.01).to(dtype, device), requires_grad: true);
         InFeatures = inFeatures;
         RegisterComponents();
     }

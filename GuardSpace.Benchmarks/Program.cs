@@ -64,4 +64,11 @@ var config = ManualConfig.CreateEmpty()
     .WithOrderer(new BenchmarkDotNet.Order.DefaultOrderer(BenchmarkDotNet.Order.SummaryOrderPolicy.Declared))
     .WithOptions(ConfigOptions.DisableLogFile);
 var summaries = BenchmarkSwitcher.FromAssembly(typeof(BenchEnv).Assembly).Run(rest.ToArray(), config);
+var informational = rest.Any(a => a is "--list" or "--help" or "-h" or "--info" or "--version");
+if (!informational && summaries.Sum(s => s.Reports.Length) == 0)
+{
+    Console.Error.WriteLine("No benchmark ran: check --filter / --anyCategories.");
+    return 2;
+}
+
 return summaries.Any(s => s.HasCriticalValidationErrors || s.Reports.Any(r => !r.Success)) ? 1 : 0;
