@@ -13,6 +13,7 @@ using TorchSharp;
 //   --memory-table          print the projector-storage table (not a timed benchmark) and exit
 //   --check-gram            accuracy check of the Gram decomposition against the library and exit
 //   --self-test             numeric self-test of the device against float64 CPU results and exit
+//   --paired-training [N]   GuardSpaceHook / PlainLora step ratio from N interleaved (ABBA) rounds and exit
 //   --out-of-process        use BenchmarkDotNet's default toolchain instead of the in-process one
 var rest = new List<string>();
 string? mode = null;
@@ -27,7 +28,7 @@ for (var i = 0; i < args.Length; i++)
         case "--threads" when i + 1 < args.Length:
             torch.set_num_threads(int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture));
             break;
-        case "--memory-table" or "--check-gram" or "--self-test":
+        case "--memory-table" or "--check-gram" or "--self-test" or "--paired-training":
             mode = args[i];
             break;
         case "--out-of-process":
@@ -49,6 +50,8 @@ switch (mode)
         return GramCheck.Run(rest);
     case "--self-test":
         return SelfTest.Run(rest);
+    case "--paired-training":
+        return PairedTraining.Run(rest);
 }
 
 if (inProcess && !rest.Contains("--inProcess"))

@@ -42,6 +42,13 @@ public class TrainingStepBenchmarks
     [GlobalSetup(Target = nameof(PlainLora))]
     public void SetupPlain() => Build(project: false, forward: false);
 
+    [GlobalSetup(Target = nameof(HookOverheadOnly))]
+    public void SetupOverhead()
+    {
+        Build(project: true, forward: false);
+        Step(guard: true); // gradients exist from here on
+    }
+
     [GlobalSetup(Target = nameof(ForwardProjection))]
     public void SetupForward() => Build(project: true, forward: true);
 
@@ -142,6 +149,22 @@ public class TrainingStepBenchmarks
 
     [Benchmark]
     public void ForwardProjection() => Step(guard: false);
+
+    /// <summary>Only the work the hook adds to a step (grad(A) P and A P for the seven adapters): small, so its ratio to
+    /// <see cref="PlainLora"/> estimates the overhead far more stably than the difference of two noisy step times.</summary>
+    [Benchmark]
+    public void HookOverheadOnly()
+    {
+        using var scope = NewDisposeScope();
+        foreach (var (layer, projector) in _guarded)
+        {
+            using var grad = layer.A.grad!;
+            projector.ProjectRowsInPlace(grad);
+            projector.ProjectRowsInPlace(layer.A);
+        }
+
+        BenchEnv.Sync();
+    }
 
     private void Step(bool guard)
     {
