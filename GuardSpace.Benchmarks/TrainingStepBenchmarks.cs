@@ -27,7 +27,7 @@ public class TrainingStepBenchmarks
 
     private LlamaBlock _block = null!;
     private torch.optim.Optimizer _optimizer = null!;
-    private Dictionary<string, NullSpaceProjector> _projectors = null!;
+    private Dictionary<string, NullSpaceProjector> _projectors = [];
     private readonly List<Tensor> _owned = [];
     private Tensor _x = null!;
     private Tensor _target = null!;
