@@ -1,10 +1,8 @@
 using BenchmarkDotNet.Attributes;
 using TorchSharp;
 using static TorchSharp.torch;
-#if GUARDSPACE_ADAPTERS
 using GuardSpace.Collection;
 using GuardSpace.Targeting;
-#endif
 
 namespace GuardSpace.Benchmarks;
 
@@ -22,9 +20,7 @@ public class CovarianceCollectionBenchmarks
     private Tensor _x = null!;
     private readonly List<IDisposable> _hooks = [];
     private readonly List<Tensor> _sums = [];
-#if GUARDSPACE_ADAPTERS
     private ActivationCovarianceCollector? _collector;
-#endif
 
     [Params(512)]
     public int Tokens { get; set; }
@@ -75,7 +71,6 @@ public class CovarianceCollectionBenchmarks
         }
     }
 
-#if GUARDSPACE_ADAPTERS
     [GlobalSetup(Target = nameof(LibraryCollector))]
     public void SetupLibrary()
     {
@@ -85,7 +80,6 @@ public class CovarianceCollectionBenchmarks
 
     [Benchmark]
     public void LibraryCollector() => Forward();
-#endif
 
     [GlobalCleanup]
     public void Cleanup()
@@ -102,10 +96,8 @@ public class CovarianceCollectionBenchmarks
         }
 
         _sums.Clear();
-#if GUARDSPACE_ADAPTERS
         _collector?.Dispose();
         _collector = null;
-#endif
         _block.Dispose();
         _x.Dispose();
     }

@@ -1,4 +1,3 @@
-#if GUARDSPACE_ADAPTERS
 using GuardSpace.Adapters;
 using GuardSpace.Collection;
 using GuardSpace.Targeting;
@@ -26,10 +25,9 @@ public static class LibraryAdapters
             var x = randn(1, LlamaBlock.Hidden / 2, LlamaBlock.Hidden, generator: BenchEnv.Seeded(4)).to(BenchEnv.Device);
             block.call(x);
             var covariances = collector.ToCovarianceSet();
-            calibration = new CalibrationData(safety: covariances, harmful: covariances);
+            calibration = new CalibrationData { SafetyCovariances = covariances, HarmfulCovariances = covariances };
         }
 
         return GuardedModel.Attach(block, new GuardedLoraOptions { Rank = rank, Targets = Targets }, calibration);
     }
 }
-#endif

@@ -2,10 +2,8 @@ using BenchmarkDotNet.Attributes;
 using GuardSpace.Projection;
 using TorchSharp;
 using static TorchSharp.torch;
-#if GUARDSPACE_ADAPTERS
 using GuardSpace.Adapters;
 using GuardSpace.Training;
-#endif
 
 namespace GuardSpace.Benchmarks;
 
@@ -32,9 +30,7 @@ public class TrainingStepBenchmarks
     private Tensor _x = null!;
     private Tensor _target = null!;
     private List<(LoraLinear Layer, NullSpaceProjector Projector)> _guarded = [];
-#if GUARDSPACE_ADAPTERS
     private GuardedModel? _guardedModel;
-#endif
 
     [Params(16, 64)]
     public int Rank { get; set; }
@@ -55,7 +51,6 @@ public class TrainingStepBenchmarks
     [GlobalSetup(Target = nameof(ForwardProjection))]
     public void SetupForward() => Build(project: true, forward: true);
 
-#if GUARDSPACE_ADAPTERS
     [GlobalSetup(Target = nameof(GuardSpaceHook))]
     public void SetupGuarded()
     {
@@ -67,10 +62,6 @@ public class TrainingStepBenchmarks
         _optimizer = _guardedModel.WrapOptimizer(torch.optim.Adam(_guardedModel.TrainableParameters(), lr: 1e-4));
         BenchEnv.Sync();
     }
-#else
-    [GlobalSetup(Target = nameof(GuardSpaceHook))]
-    public void SetupGuarded() => Build(project: true, forward: false);
-#endif
 
     private void Build(bool project, bool forward)
     {
@@ -138,10 +129,8 @@ public class TrainingStepBenchmarks
         _guarded = [];
         _x.Dispose();
         _target.Dispose();
-#if GUARDSPACE_ADAPTERS
         _guardedModel?.Dispose();
         _guardedModel = null;
-#endif
     }
 
     [Benchmark(Baseline = true)]
@@ -215,7 +204,7 @@ public class TrainingStepBenchmarks
         loss.backward();
         if (guard)
         {
-            // What GuardedOptimizer does around the inner step (stand-in until the library's adapter lands).
+            // The stand-in list is empty for the library's GuardedModel: its wrapped optimizer projects inside step().
             foreach (var (layer, projector) in _guarded)
             {
                 using var grad = layer.A.grad!;
