@@ -75,9 +75,7 @@ public static class Report
         {
             generated_utc = DateTime.UtcNow.ToString("o", System.Globalization.CultureInfo.InvariantCulture),
             quick = o.Quick,
-            library = typeof(GuardSpace.Adapters.GuardedModel).Assembly.GetName().Name == "GuardSpace.Core"
-                ? "GuardSpace.Core"
-                : "demo stand-in (samples/GuardSpace.Demo/LibraryStub.cs), until GuardSpace.Core's GuardedModel lands",
+            library = $"{typeof(GuardSpace.Adapters.GuardedModel).Assembly.GetName().Name} {GuardSpace.GuardSpaceInfo.Version}",
             config = new
             {
                 model = config,
