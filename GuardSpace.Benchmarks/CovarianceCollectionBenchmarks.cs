@@ -11,7 +11,7 @@ namespace GuardSpace.Benchmarks;
 /// Linear layers, 512 tokens, no grad. <see cref="ForwardOnly"/> is the baseline. <see cref="HookPerLayer"/> is the naive
 /// collector (a forward hook per target Linear accumulating x^T x in float64: 7 n x n accumulators);
 /// <see cref="HookSharedInputs"/> accumulates once per distinct input (q/k/v and gate/up share theirs: 4 accumulators),
-/// which is what the design asks of the library. With GUARDSPACE_ADAPTERS defined, <c>LibraryCollector</c> measures
+/// which is what the design asks of the library. <c>LibraryCollector</c> measures
 /// <c>ActivationCovarianceCollector</c>.
 /// </summary>
 public class CovarianceCollectionBenchmarks

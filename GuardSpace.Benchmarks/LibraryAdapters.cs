@@ -6,10 +6,9 @@ using static TorchSharp.torch;
 namespace GuardSpace.Benchmarks;
 
 /// <summary>
-/// Attaches the library's guarded adapters to a plain <see cref="LlamaBlock"/> (compiled only with GUARDSPACE_ADAPTERS,
-/// once GuardSpace.Adapters / GuardSpace.Collection exist). Calibration: the same synthetic activations as the
-/// stand-in (n/2 harmful tokens per input), fed through the block with the library's collector.
-/// NOTE: written against the announced names before the API landed; adjust the options/calibration calls to the final API.
+/// Attaches the library's guarded adapters (GuardSpace method) to a plain <see cref="LlamaBlock"/>. Calibration: n/2
+/// synthetic tokens fed through the block with the library's collector, so every projector stores an n x n/2 basis
+/// (the worst case).
 /// </summary>
 public static class LibraryAdapters
 {
