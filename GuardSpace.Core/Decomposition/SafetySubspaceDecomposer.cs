@@ -65,10 +65,9 @@ public sealed class SafetySubspaceDecomposer : ISafetySubspaceDecomposer
         if (method.UsesCovariance())
         {
             var c = covariance!.detach().to(computeType, w.device);
-            (choleskyFactor, damping, dampingAbsolute, doublings, condition, residual) = Damp(layerName, c, cancellationToken);
+            Tensor dampedCovariance;
+            (dampedCovariance, choleskyFactor, damping, dampingAbsolute, doublings, condition, residual) = Damp(layerName, c, cancellationToken);
             cancellationToken.ThrowIfCancellationRequested();
-            var dampedCovariance = c.clone();
-            dampedCovariance.diagonal().add_(dampingAbsolute);
             (u, s, vh) = linalg.svd(w.mm(dampedCovariance), fullMatrices: false);
         }
         else
@@ -110,7 +109,7 @@ public sealed class SafetySubspaceDecomposer : ISafetySubspaceDecomposer
             projector is not null);
     }
 
-    private (Tensor Factor, double Damping, double Absolute, int Doublings, double Condition, double Residual) Damp(
+    private (Tensor Damped, Tensor Factor, double Damping, double Absolute, int Doublings, double Condition, double Residual) Damp(
         string layerName, Tensor c, CancellationToken cancellationToken)
     {
         var n = c.shape[0];
@@ -153,7 +152,7 @@ public sealed class SafetySubspaceDecomposer : ISafetySubspaceDecomposer
                 Log.DampingIncreased(_logger, layerName, l, doublings);
             }
 
-            return (factor, l, absolute, doublings, ratio * ratio, residual);
+            return (damped, factor, l, absolute, doublings, ratio * ratio, residual);
         }
 
         throw new ArithmeticException(
