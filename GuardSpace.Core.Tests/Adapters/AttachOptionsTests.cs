@@ -1,0 +1,61 @@
+using GuardSpace.Adapters;
+using GuardSpace.Tests.TestUtilities;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace GuardSpace.Tests.Adapters;
+
+public class AttachOptionsTests
+{
+    [Fact]
+    public void InvalidOptionsAreRejectedBeforeAnythingHappens()
+    {
+        using var scope = NewDisposeScope();
+        var model = new TinyTransformer();
+        var before = TinyTransformer.Snapshot(model);
+        Assert.Contains("Rank", Assert.Throws<ArgumentException>(() => GuardedModel.Attach(model, new GuardedLoraOptions { Rank = 0 })).Message);
+        Assert.Contains("Scale", Assert.Throws<ArgumentException>(() => GuardedModel.Attach(model, new GuardedLoraOptions { Scale = double.NaN })).Message);
+        Assert.Throws<ArgumentException>(() => GuardedModel.Attach(model, new GuardedLoraOptions { NullSpace = new() { EnergyFraction = 2 } }));
+        Assert.Throws<ArgumentException>(() => GuardedModel.Attach(model, new GuardedLoraOptions { Subspace = new() { ComputeType = ScalarType.Float16 } }));
+        SaveLoadTests.AssertUnchanged(model, before);
+    }
+
+    [Fact]
+    public void AttachKeepsItsOwnCopyOfTheOptionsAndReportsProgress()
+    {
+        using var scope = NewDisposeScope();
+        var model = new TinyTransformer();
+        var options = new GuardedLoraOptions { Rank = 3, Seed = 2 };
+        var stages = new List<string>();
+        using var guarded = GuardedModel.Attach(model, options, GuardedModelInvariantTests.Calibration(model), progress: new Recorder(p => stages.Add(p.Stage)));
+        options.Rank = 7;
+        options.NullSpace.RelativeThreshold = 0.5;
+        Assert.Equal(3, guarded.Options.Rank);
+        Assert.Equal(1e-6, guarded.Options.NullSpace.RelativeThreshold);
+        Assert.Equal(["safety covariances", "harmful covariances", "null spaces", "decomposition", "surgery"], stages.Distinct().ToArray());
+    }
+
+    [Fact]
+    public void CancelledAttachLeavesTheModelUnchanged()
+    {
+        using var scope = NewDisposeScope();
+        var model = new TinyTransformer();
+        var before = TinyTransformer.Snapshot(model);
+        using var cts = new CancellationTokenSource();
+        var progress = new Recorder(p =>
+        {
+            if (p.Stage == "decomposition" && p.Done == 5)
+            {
+                cts.Cancel();
+            }
+        });
+        Assert.ThrowsAny<OperationCanceledException>(() => GuardedModel.Attach(model, new GuardedLoraOptions { Rank = 3 }, GuardedModelInvariantTests.Calibration(model), progress: progress, cancellationToken: cts.Token));
+        SaveLoadTests.AssertUnchanged(model, before);
+        Assert.All(model.named_modules(), m => Assert.IsNotType<GuardedLoraAdapter>(m.module));
+    }
+
+    private sealed class Recorder(Action<AttachProgress> report) : IProgress<AttachProgress>
+    {
+        public void Report(AttachProgress value) => report(value);
+    }
+}
