@@ -111,12 +111,6 @@ public sealed class GuardedLoraAdapter : Module<Tensor, Tensor>
     /// <summary>False when the frozen weight is the user's original Parameter (LoRA-style methods share it).</summary>
     internal bool OwnsWeight { get; init; }
 
-    internal Linear? Host => _host?.Linear;
-
-    internal Parameter? OwnWeight => weight;
-
-    internal Parameter? OwnBias => bias;
-
     /// <inheritdoc />
     public override Tensor forward(Tensor input)
     {

@@ -131,8 +131,7 @@ public sealed partial class GuardedModel
                     residual = (w.detach().to_type(ScalarType.Float64) - delta).to_type(w.dtype);
                 }
 
-                var init = new LayerInit(a0.to(w.dtype, w.device), b0.to(w.dtype, w.device), residual, null, groups[name]);
-                return init;
+                return new LayerInit(a0.to(w.dtype, w.device), b0.to(w.dtype, w.device), residual, null, groups[name]);
             }).RestoreTrainedFactors(tensors);
         }
         catch

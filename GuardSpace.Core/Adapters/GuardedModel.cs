@@ -378,8 +378,6 @@ public sealed partial class GuardedModel : IDisposable
     /// <summary>Test seam: called after each layer's surgery so tests can prove the rollback is complete.</summary>
     internal static Action<string>? CommitFaultForTests { get; set; }
 
-    internal ILogger Logger => _logger;
-
     /// <summary>Frees the adapters of a failed attachment without touching parameters they share with the model.</summary>
     internal static void ReleaseAfterFailure(List<GuardedLoraAdapter> built)
     {

@@ -57,7 +57,7 @@ public sealed class AsftRegularizer : IDisposable
                 throw new ArgumentException($"Layer '{name}': the aligned and base weights are identical, so AsFT has no alignment direction for it. Exclude it from the targets.");
             }
 
-            _directions[name] = (v.to_type(type).MoveToOuterDisposeScope().DetachFromDisposeScope(), norm);
+            _directions[name] = (v.to_type(type).DetachFromDisposeScope(), norm);
         }
     }
 
