@@ -41,7 +41,7 @@ echo "$nuspec" | grep -q '<readme>README.md</readme>' || fail "no readme in the 
 echo "$nuspec" | grep -q '<dependency id="TorchSharp" ' || fail "no dependency on TorchSharp"
 if echo "$nuspec" | grep -qiE '<dependency id="(TorchSharp-|libtorch)'; then fail "the package depends on a native backend"; fi
 deps=$(echo "$nuspec" | grep -c '<dependency ')
-[ "$deps" -eq 2 ] || fail "expected 2 dependencies (TorchSharp, Microsoft.Extensions.Logging.Abstractions), found $deps"
+[ "$deps" -eq 3 ] || fail "expected 3 dependencies (TorchSharp, Microsoft.Extensions.Logging.Abstractions, System.IO.Hashing), found $deps"
 unzip -p "$nupkg" README.md | grep -q "GuardedModel.Attach" || fail "the packed README has no quick start"
 
 echo "-- consumer: restore from the local feed (GuardSpace.Core) and nuget.org (everything else)"
@@ -70,6 +70,16 @@ if grep -q '"type": "project"' obj/project.assets.json; then fail "the consumer 
 lib="$work/out/runtimes/linux-x64/native/libLibTorchSharp.so"
 if [ "$(uname -s)" = Linux ] && command -v readelf > /dev/null; then
   readelf -V "$lib" | grep -E "Name: GLIBCXX_3.4.32 +Flags: WEAK" || fail "GLIBCXX_3.4.32 is not weak in the consumer's output"
+fi
+
+echo "-- consumer: a no-op rebuild must neither copy nor patch the library again"
+stamp=$(stat -c %y "$lib")
+dotnet build -c Release -p:GuardSpaceVersion="$version" -o "$work/out" > "$work/rebuild.log" 2>&1 \
+  || { tail -n 40 "$work/rebuild.log"; fail "rebuilding the consumer"; }
+if grep -q "GuardSpace: marked" "$work/rebuild.log"; then fail "the no-op rebuild patched libLibTorchSharp.so again"; fi
+[ "$(stat -c %y "$lib")" = "$stamp" ] || fail "the no-op rebuild copied libLibTorchSharp.so again"
+if [ "$(uname -s)" = Linux ] && command -v readelf > /dev/null; then
+  readelf -V "$lib" | grep -E "Name: GLIBCXX_3.4.32 +Flags: WEAK" > /dev/null || fail "GLIBCXX_3.4.32 is no longer weak after the rebuild"
 fi
 
 echo "-- consumer: run"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the three samples (each checks its own result and exits non-zero on failure) and checks that the README's
+# Runs the samples (each checks its own result and exits non-zero on failure) and checks that the README's
 # quick start is, line for line, the quick-start region of samples/GuardSpace.Samples.QuickStart/Program.cs.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -21,4 +21,21 @@ for name in QuickStart CustomTrainingLoop ExportToPeft; do
     exit 1
   fi
 done
+# The whole path on its embedded tiny checkpoint: it writes the PEFT adapter to artifacts/safe-fine-tune.
+echo "-- samples/GuardSpace.Samples.SafeFineTune"
+rm -rf artifacts/safe-fine-tune
+if ! timeout 600 dotnet run -c Release --project samples/GuardSpace.Samples.SafeFineTune; then
+  echo "samples: FAILED: GuardSpace.Samples.SafeFineTune" >&2
+  exit 1
+fi
+for file in adapter_model.safetensors adapter_config.json; do
+  if [ ! -s "artifacts/safe-fine-tune/$file" ]; then
+    echo "samples: FAILED: GuardSpace.Samples.SafeFineTune did not write artifacts/safe-fine-tune/$file" >&2
+    exit 1
+  fi
+done
+if ! grep -q '"peft_type": "LORA"' artifacts/safe-fine-tune/adapter_config.json; then
+  echo "samples: FAILED: artifacts/safe-fine-tune/adapter_config.json is not a PEFT LoRA config" >&2
+  exit 1
+fi
 echo "samples: OK"

@@ -29,7 +29,7 @@ public class ExportInvariantTests
         var probe = TinyTransformer.Tokens(4, 6, 41);
         var fineTuned = model.call(probe).detach().reshape(-1, TinyTransformer.Vocab);
         var directory = Directory.CreateTempSubdirectory("guardspace-export-").FullName;
-        guarded.ExportPeft(directory);
+        guarded.ExportPeft(directory, new PeftExportOptions { BaseModelNameOrPath = "org/tiny-transformer", TaskType = "CAUSAL_LM" });
 
         var (tensors, metadata) = SafetensorsFile.Read(Path.Combine(directory, AdapterFiles.PeftWeightsFile));
         Assert.Equal("pt", metadata["format"]);
@@ -38,6 +38,11 @@ public class ExportInvariantTests
         var r = config.GetProperty("r").GetInt32();
         Assert.Equal(method == InitializationMethod.GuardSpace ? 8 : 4, r);
         Assert.Equal(r, config.GetProperty("lora_alpha").GetInt32());
+        Assert.Empty(config.GetProperty("rank_pattern").EnumerateObject()); // every layer trained: one rank
+        Assert.Empty(config.GetProperty("alpha_pattern").EnumerateObject());
+        Assert.Equal("org/tiny-transformer", config.GetProperty("base_model_name_or_path").GetString());
+        Assert.Equal("CAUSAL_LM", config.GetProperty("task_type").GetString());
+        Assert.Equal(["down_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"], config.GetProperty("target_modules").EnumerateArray().Select(e => e.GetString()!).ToArray());
 
         // Apply W + B_exp A_exp to a fresh model holding the ORIGINAL weights.
         var fresh = new TinyTransformer();
@@ -56,7 +61,7 @@ public class ExportInvariantTests
                     var b = tensors[$"base_model.model.{name}.lora_B.weight"];
                     Assert.Equal([r, linear.in_features], a.shape);
                     Assert.Equal([linear.out_features, r], b.shape);
-                    linear.weight!.add_(b.matmul(a));
+                    linear.weight!.add_(b.matmul(a)); // PEFT's scaling lora_alpha / r is 1
                 }
             }
         }

@@ -20,8 +20,13 @@ public class GuardedModelInvariantTests
         RunHarmfulPrompts = _ => model.call(HarmfulPrompts).Dispose(),
     };
 
-    internal static GuardedModel AttachGuardSpace(TinyTransformer model, InitializationMethod method = InitializationMethod.GuardSpace, int rank = 4) =>
-        GuardedModel.Attach(model, new GuardedLoraOptions { Rank = rank, Method = method, Seed = 3 }, Calibration(model));
+    /// <summary>The paper's official configuration with <paramref name="method"/>: the invariants of design.md section 3 are its.</summary>
+    internal static GuardedModel AttachGuardSpace(TinyTransformer model, InitializationMethod method = InitializationMethod.GuardSpace, int rank = 4)
+    {
+        var options = GuardedLoraOptions.Official();
+        (options.Rank, options.Method, options.Seed) = (rank, method, 3);
+        return GuardedModel.Attach(model, options, Calibration(model));
+    }
 
     [Theory]
     [InlineData(InitializationMethod.Lora)]

@@ -127,7 +127,49 @@ public class NullSpaceProjectorTests
         Assert.True(fallback.Diagnostics.FellBack);
         Assert.Equal(NullSpaceThresholdRule.EnergyFraction, fallback.Diagnostics.Rule);
         Assert.InRange(fallback.NullDimension, 1, 7);
-        Assert.Contains(fallbackLogger.Warnings, w => w.Contains("blocks.0.mlp.down_proj") && w.Contains("fell back"));
+        Assert.Contains(fallbackLogger.Entries, e => e.EventId.Id == 302 && e.Message.Contains("blocks.0.mlp.down_proj") && e.Message.Contains("fell back"));
+    }
+
+    /// <summary>Activations of rank <paramref name="rank"/> in width 32 (anisotropic): an exact null space of 32 - rank directions.</summary>
+    private static Tensor LowRankCovariance(int rank, int seed)
+    {
+        var x = Oracle.Random(400, rank, seed) * Oracle.Random(rank, 32, seed + 1);
+        return Oracle.ToTensor(x.TransposeThisAndMultiply(x));
+    }
+
+    [Fact]
+    public void MinimumNullFractionWidensOnlyTheLayersBelowIt()
+    {
+        using var scope = NewDisposeScope();
+        var options = new NullSpaceOptions { EmptyPolicy = EmptyNullSpacePolicy.FallBackToEnergy, MinimumNullFraction = 0.125, EnergyFraction = 0.99 };
+
+        // 8 exact null directions of 32 (25%): at least the minimum (4), so the exact null space is kept as it is.
+        var large = LowRankCovariance(24, 31);
+        using var exact = NullSpaceProjector.Fit("large", large, options);
+        using var official = NullSpaceProjector.Fit("large", large);
+        Assert.False(exact.Diagnostics.FellBack);
+        Assert.Equal(NullSpaceThresholdRule.Relative, exact.Diagnostics.Rule);
+        Assert.Equal(8, exact.NullDimension);
+        Assert.Equal(official.NullDimension, exact.NullDimension);
+        var probe = randn(5, 32, dtype: ScalarType.Float64, generator: new Generator(7));
+        Assert.True((exact.ProjectRows(probe) - official.ProjectRows(probe)).abs().max().ToDouble() < 1e-12);
+
+        // 2 exact null directions of 32: under the minimum, so the energy rule takes over, and it only ever widens.
+        var small = LowRankCovariance(30, 41);
+        using var widened = NullSpaceProjector.Fit("small", small, options);
+        using var strict = NullSpaceProjector.Fit("small", small);
+        Assert.Equal(2, strict.NullDimension);
+        Assert.True(widened.Diagnostics.FellBack);
+        Assert.Equal(NullSpaceThresholdRule.EnergyFraction, widened.Diagnostics.Rule);
+        Assert.True(widened.NullDimension > strict.NullDimension, $"{widened.NullDimension} <= {strict.NullDimension}");
+
+        // The exact null directions stay inside the widened null space (ascending eigenvalues come first).
+        var nullProbe = strict.ProjectRows(probe);
+        Assert.True((widened.ProjectRows(nullProbe) - nullProbe).abs().max().ToDouble() < 1e-10);
+
+        // Throw names the minimum when the null space is non-empty but too small.
+        var error = Assert.Throws<InvalidOperationException>(() => NullSpaceProjector.Fit("small", small, new NullSpaceOptions { EmptyPolicy = EmptyNullSpacePolicy.Throw, MinimumNullFraction = 0.125 }));
+        Assert.Contains("fewer than the minimum 4", error.Message);
     }
 
     [Fact]

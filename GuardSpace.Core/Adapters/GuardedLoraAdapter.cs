@@ -1,4 +1,5 @@
 using GuardSpace.Internal;
+using GuardSpace.Projection;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -28,6 +29,8 @@ public sealed class GuardedLoraAdapter : Module<Tensor, Tensor>
     private readonly HostLayer? _host;
     private readonly double _scale;
     private long _invocations;
+    private bool _contributesNothing;
+    private Tensor? _weightBeforeMerge;
 
     internal GuardedLoraAdapter(
         string layerName,
@@ -91,6 +94,12 @@ public sealed class GuardedLoraAdapter : Module<Tensor, Tensor>
     /// <summary>The frozen bias, if the layer has one.</summary>
     public Tensor? FrozenBias => _host is null ? bias : _host.Linear.bias;
 
+    /// <summary>The adapter's own weight Parameter (replaced mode: the residual, or the user's weight it shares); null in hook mode.</summary>
+    internal Parameter? WeightParameter => weight;
+
+    /// <summary>The adapter's bias Parameter (replaced mode: always the user's, shared); null in hook mode.</summary>
+    internal Parameter? BiasParameter => bias;
+
     /// <summary>True when this adapter is attached through a forward hook on a Linear that could not be replaced.</summary>
     public bool IsHookMode => _host is not null;
 
@@ -105,11 +114,40 @@ public sealed class GuardedLoraAdapter : Module<Tensor, Tensor>
 
     internal ProjectorHandle? Projector { get; set; }
 
+    /// <summary>The harmful covariance factor of this layer's group (shared; owned by the <see cref="GuardedModel"/>), or null.</summary>
+    internal HarmfulCovarianceFactor? HarmfulFactor { get; set; }
+
+    /// <summary><c>||W C_h^(1/2)||_F^2</c> of the ORIGINAL weight: the output energy the drift is measured against.</summary>
+    internal double HarmfulEnergy { get; set; }
+
+    private Tensor? _initialAFactor;
+    /// <summary><c>A0 F</c> (r x k) in <paramref name="f"/>'s dtype and device: constant, so computed once.</summary>
+    internal Tensor InitialAFactor(Tensor f)
+    {
+        if (_initialAFactor is null || _initialAFactor.dtype != f.dtype || !_initialAFactor.device.SameAs(f.device))
+        {
+            _initialAFactor?.Dispose();
+            using var noGrad = no_grad();
+            _initialAFactor = lora_A0.to(f.dtype, f.device).mm(f).DetachFromDisposeScope();
+        }
+
+        return _initialAFactor;
+    }
+
+    /// <summary>The fingerprint of the layer's ORIGINAL weight, taken before the surgery; saved so Load can recognise the weights.</summary>
+    internal Serialization.WeightFingerprint? OriginalWeight { get; init; }
+
     /// <summary>How many times the model's forward reached this adapter (read by <see cref="GuardedModel.VerifyInterception"/>).</summary>
     internal long Invocations => Interlocked.Read(ref _invocations);
 
     /// <summary>False when the frozen weight is the user's original Parameter (LoRA-style methods share it).</summary>
     internal bool OwnsWeight { get; init; }
+
+    /// <summary>
+    /// True when the frozen weight holds the model's ORIGINAL values (no residual was formed): merging changes the user's
+    /// own weight in place, so <see cref="CommitMerge"/> keeps a copy and <see cref="Unmerge"/> restores it bit for bit.
+    /// </summary>
+    internal bool FrozenWeightIsOriginal { get; init; }
 
     /// <inheritdoc />
     public override Tensor forward(Tensor input)
@@ -133,18 +171,22 @@ public sealed class GuardedLoraAdapter : Module<Tensor, Tensor>
         return output.MoveToOuterDisposeScope();
     }
 
-    /// <summary>The adapter's additive contribution for the current state, or null when there is none (merged).</summary>
+    /// <summary>The adapter's additive contribution for the current state, or null when there is none (merged, or frozen).</summary>
     internal Tensor? Delta(Tensor input)
     {
         Interlocked.Increment(ref _invocations);
-        if (IsMerged)
+        if (IsMerged || _contributesNothing)
         {
             return null;
         }
 
         var (a, b) = IsEnabled ? ((Tensor)lora_A, (Tensor)lora_B) : (lora_A0, lora_B0);
-        var delta = functional.linear(functional.linear(input, a), b);
-        return _scale == 1.0 ? delta : delta * _scale;
+
+        // Factors over a half-precision base are float32: compute the delta there and hand it back in the input's dtype.
+        var x = input.dtype == a.dtype ? input : input.to_type(a.dtype);
+        var delta = functional.linear(functional.linear(x, a), b);
+        delta = _scale == 1.0 ? delta : delta * _scale;
+        return delta.dtype == input.dtype ? delta : delta.to_type(input.dtype);
     }
 
     internal void SetEnabled(bool enabled)
@@ -157,10 +199,16 @@ public sealed class GuardedLoraAdapter : Module<Tensor, Tensor>
         IsEnabled = enabled;
     }
 
+    /// <summary>
+    /// Freezes (or unfreezes) the factors. A layer is frozen when its null space is empty, so its projector is zero and
+    /// A = A0 = 0 (Attach projects them, Load verifies A = A P): the delta is exactly zero, and the forward and backward
+    /// skip its two products.
+    /// </summary>
     internal void SetFrozen(bool frozen)
     {
         lora_A.requires_grad = !frozen;
         lora_B.requires_grad = !frozen;
+        _contributesNothing = frozen;
     }
 
     /// <summary><c>s B A</c> in the frozen weight's dtype, computed without gradients.</summary>
@@ -193,6 +241,12 @@ public sealed class GuardedLoraAdapter : Module<Tensor, Tensor>
     internal void CommitMerge(Tensor merged)
     {
         using var noGrad = no_grad();
+        if (FrozenWeightIsOriginal)
+        {
+            // (W + D) - D is not W in floating point: keep the user's weight to give it back exactly.
+            _weightBeforeMerge = FrozenWeight.detach().clone().DetachFromDisposeScope();
+        }
+
         FrozenWeight.copy_(merged);
         IsMerged = true;
     }
@@ -201,8 +255,67 @@ public sealed class GuardedLoraAdapter : Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        FrozenWeight.sub_(DeltaWeight());
+        if (_weightBeforeMerge is not null)
+        {
+            FrozenWeight.copy_(_weightBeforeMerge);
+            _weightBeforeMerge.Dispose();
+            _weightBeforeMerge = null;
+        }
+        else
+        {
+            FrozenWeight.sub_(DeltaWeight());
+        }
+
         IsMerged = false;
+    }
+
+    /// <summary>
+    /// Keeps the factors in float32 when the module is converted to half precision (<c>model.half()</c> after Attach):
+    /// the frozen weight and bias take the half type, the factors and their initial values take float32.
+    /// </summary>
+    /// <inheritdoc />
+    protected override void _toEpilog(ScalarType? dtype, Device? device, bool non_blocking)
+    {
+        if (dtype is not { } type || !TensorChecks.IsHalfPrecision(type))
+        {
+            base._toEpilog(dtype, device, non_blocking);
+            return;
+        }
+
+        var factorType = AdapterPrecision.FactorType(type);
+        weight = Convert(weight, nameof(weight), type, device);
+        bias = Convert(bias, nameof(bias), type, device);
+        lora_A = Convert(lora_A, nameof(lora_A), factorType, device)!;
+        lora_B = Convert(lora_B, nameof(lora_B), factorType, device)!;
+        if (ReplaceBuffer(factorType, device, lora_A0, out var a0))
+        {
+            lora_A0 = a0!;
+            ConditionallyRegisterBuffer(nameof(lora_A0), lora_A0);
+        }
+
+        if (ReplaceBuffer(factorType, device, lora_B0, out var b0))
+        {
+            lora_B0 = b0!;
+            ConditionallyRegisterBuffer(nameof(lora_B0), lora_B0);
+        }
+
+        if (device is not null)
+        {
+            _deviceType = device.type;
+            _deviceIndex = device.index;
+        }
+    }
+
+    private Parameter? Convert(Parameter? parameter, string name, ScalarType type, Device? device)
+    {
+        if (parameter is null || !ReplaceParameter(type, device, parameter, out var converted))
+        {
+            return parameter;
+        }
+
+        parameter.Dispose();
+        ConditionallyRegisterParameter(name, converted);
+        return converted;
     }
 
     /// <inheritdoc />
@@ -211,6 +324,7 @@ public sealed class GuardedLoraAdapter : Module<Tensor, Tensor>
         if (disposing)
         {
             _host?.Remove();
+            _initialAFactor?.Dispose();
         }
 
         base.Dispose(disposing);
@@ -223,6 +337,8 @@ public sealed class GuardedLoraAdapter : Module<Tensor, Tensor>
     internal void ReleaseAfterFailedAttach(bool ownsWeight)
     {
         _host?.Remove();
+        _weightBeforeMerge?.Dispose();
+        _weightBeforeMerge = null;
         lora_A.Dispose();
         lora_B.Dispose();
         lora_A0.Dispose();

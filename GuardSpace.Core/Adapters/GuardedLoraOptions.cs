@@ -1,5 +1,6 @@
 using GuardSpace.Collection;
 using GuardSpace.Decomposition;
+using GuardSpace.Internal;
 using GuardSpace.Projection;
 using GuardSpace.Targeting;
 
@@ -32,11 +33,81 @@ public sealed class GuardedLoraOptions
     /// </summary>
     public bool FreezeBaseModel { get; set; } = true;
 
+    /// <summary>
+    /// The penalty weight the capacity-aware default uses for projected methods when <see cref="HarmfulDriftPenalty"/> is
+    /// not set (docs/concepts.md, "Protection and capacity", shows how it was chosen).
+    /// </summary>
+    public const double DefaultHarmfulDriftPenalty = 300;
+
+    /// <summary>
+    /// Weight lambda of the harmful-drift penalty <c>lambda * sum_l ||dW_l C_h,l^(1/2)||_F^2 / ||W_l C_h,l^(1/2)||_F^2</c>: the
+    /// squared relative change of every guarded layer's outputs on the harmful calibration activations, added to the
+    /// gradients by the optimizer hook (exact and cheap, from the stored covariance factor; no forward pass). It restrains
+    /// the adapter along the directions the projector leaves free but that still carry some harmful energy.
+    /// Default null: <see cref="DefaultHarmfulDriftPenalty"/> for methods with a projector (GuardSpace, NullSpace-LoRA),
+    /// 0 for the others. Set it to apply a penalty to any method (which then needs harmful calibration data). Non-negative.
+    /// </summary>
+    public double? HarmfulDriftPenalty { get; set; }
+
+    /// <summary>
+    /// Keeps the harmful covariance factors so that <see cref="GuardedModel.MeasureHarmfulDrift"/> works, for any method
+    /// (unprojected methods then need harmful calibration data too). Implied by a positive penalty.
+    /// Default false.
+    /// </summary>
+    public bool TrackHarmfulDrift { get; set; }
+
+    /// <summary>The penalty weight in effect: <see cref="HarmfulDriftPenalty"/>, or the method's default.</summary>
+    public double EffectiveHarmfulDriftPenalty => HarmfulDriftPenalty ?? (Method.UsesProjector() ? DefaultHarmfulDriftPenalty : 0);
+
+    /// <summary>True when the harmful drift is tracked (<see cref="TrackHarmfulDrift"/> or a positive penalty).</summary>
+    internal bool TracksHarmfulDrift => TrackHarmfulDrift || EffectiveHarmfulDriftPenalty > 0;
+
     /// <summary>Options of the safety-subspace decomposition (its <see cref="SafetySubspaceOptions.Method"/> is set from <see cref="Method"/>).</summary>
     public SafetySubspaceOptions Subspace { get; set; } = new();
 
-    /// <summary>Options of the null-space projectors.</summary>
-    public NullSpaceOptions NullSpace { get; set; } = new();
+    /// <summary>
+    /// Options of the null-space projectors. Default: the capacity-aware rule of <see cref="CapacityAwareNullSpace"/> (the
+    /// official threshold where it leaves at least 1/8 of a layer's input directions free, the 99% energy rule where it
+    /// does not). <see cref="Official"/> gives the paper's rule.
+    /// </summary>
+    public NullSpaceOptions NullSpace { get; set; } = CapacityAwareNullSpace();
+
+    /// <summary>
+    /// The default null-space options: the official relative threshold, and for every layer where it leaves fewer than 1/8
+    /// of the input directions free (often all but a few with a broad harmful set), the energy rule protecting 99% of the
+    /// harmful trace instead. Layers with a large exact null space keep it exactly.
+    /// </summary>
+    public static NullSpaceOptions CapacityAwareNullSpace() => new()
+    {
+        EmptyPolicy = EmptyNullSpacePolicy.FallBackToEnergy,
+        MinimumNullFraction = 0.125,
+        EnergyFraction = 0.99,
+    };
+
+    /// <summary>
+    /// The paper's official configuration (arXiv 2510.14301 and its code): GuardSpace initialisation, the relative threshold
+    /// <c>mu &lt;= max(1e-8, 1e-6 max mu)</c>, layers without a null space frozen, no drift penalty. It protects exactly on the
+    /// calibration prompts, and with a broad harmful set it leaves most layers frozen (docs/concepts.md).
+    /// </summary>
+    public static GuardedLoraOptions Official() => new()
+    {
+        Method = InitializationMethod.GuardSpace,
+        NullSpace = new NullSpaceOptions(),
+        HarmfulDriftPenalty = 0,
+    };
+
+    /// <summary>
+    /// Per-layer null-space options: the first override that selects a layer replaces <see cref="NullSpace"/> for it (for
+    /// example a stricter rule for the attention projections). Default empty.
+    /// </summary>
+    public IList<NullSpaceOverride> NullSpaceOverrides { get; set; } = [];
+
+    /// <summary>The null-space options of <paramref name="layer"/>: its first matching override, else <see cref="NullSpace"/>.</summary>
+    public NullSpaceOptions NullSpaceFor(string layer)
+    {
+        ArgumentNullException.ThrowIfNull(layer);
+        return NullSpaceOverrides.FirstOrDefault(o => o.Layers.IsMatch(layer))?.Options ?? NullSpace;
+    }
 
     /// <summary>Options of the activation-covariance collection run on the calibration prompts.</summary>
     public CovarianceCollectionOptions Collection { get; set; } = new();
@@ -50,39 +121,42 @@ public sealed class GuardedLoraOptions
         Scale = Scale,
         Seed = Seed,
         FreezeBaseModel = FreezeBaseModel,
+        HarmfulDriftPenalty = HarmfulDriftPenalty,
+        TrackHarmfulDrift = TrackHarmfulDrift,
         Subspace = Subspace.Clone(),
         NullSpace = NullSpace.Clone(),
+        NullSpaceOverrides = [.. NullSpaceOverrides.Select(o => o.Clone())],
         Collection = Collection.Clone(),
     };
 
-    /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid option.</summary>
+    /// <summary>
+    /// Throws one <see cref="ArgumentException"/> listing every invalid option, its own and its sub-options' (for example
+    /// <c>GuardedLoraOptions.NullSpace.EnergyFraction</c>); <see cref="ArgumentException.ParamName"/> is the path of the
+    /// first offending property (<c>Rank</c>, <c>NullSpace.EnergyFraction</c>, ...).
+    /// </summary>
     public void Validate()
     {
-        if (Rank <= 0)
+        var errors = new OptionErrors(nameof(GuardedLoraOptions));
+        errors.Check(Rank > 0, nameof(Rank), $"must be positive (default 8); got {Rank}.");
+        errors.Check(Enum.IsDefined(Method), nameof(Method), $"is {Method}, not a defined InitializationMethod.");
+        errors.Check(double.IsFinite(Scale) && Scale != 0, nameof(Scale), $"must be finite and non-zero (default 1); got {Scale}.");
+        errors.Check(Targets is not null, nameof(Targets), "must be set (default TargetModules.AllLinear()).");
+        errors.Check(Subspace is not null, nameof(Subspace), "must be set (default new SafetySubspaceOptions()).");
+        errors.Check(NullSpace is not null, nameof(NullSpace), "must be set (default new NullSpaceOptions()).");
+        errors.Check(Collection is not null, nameof(Collection), "must be set (default new CovarianceCollectionOptions()).");
+        Subspace?.AddErrors(errors.Nested(nameof(Subspace)));
+        NullSpace?.AddErrors(errors.Nested(nameof(NullSpace)));
+        Collection?.AddErrors(errors.Nested(nameof(Collection)));
+        errors.Check(HarmfulDriftPenalty is null || (double.IsFinite(HarmfulDriftPenalty.Value) && HarmfulDriftPenalty >= 0), nameof(HarmfulDriftPenalty), $"must be null (the method's default) or finite and >= 0; got {HarmfulDriftPenalty}.");
+        errors.Check(NullSpaceOverrides is not null && NullSpaceOverrides.All(o => o is not null), nameof(NullSpaceOverrides), "must be a list without null entries (default empty).");
+        if (NullSpaceOverrides is not null)
         {
-            throw new ArgumentException($"GuardedLoraOptions.Rank must be positive (default 8); got {Rank}.");
+            for (var i = 0; i < NullSpaceOverrides.Count; i++)
+            {
+                NullSpaceOverrides[i]?.Options.AddErrors(errors.Nested($"{nameof(NullSpaceOverrides)}[{i}].Options"));
+            }
         }
 
-        if (!Enum.IsDefined(Method))
-        {
-            throw new ArgumentException($"GuardedLoraOptions.Method: {Method} is not a defined InitializationMethod.");
-        }
-
-        if (!double.IsFinite(Scale) || Scale == 0)
-        {
-            throw new ArgumentException($"GuardedLoraOptions.Scale must be finite and non-zero (default 1); got {Scale}.");
-        }
-
-        if (Targets is null)
-        {
-            throw new ArgumentException("GuardedLoraOptions.Targets must be set (default TargetModules.AllLinear()).");
-        }
-
-        ArgumentNullException.ThrowIfNull(Subspace, nameof(Subspace));
-        ArgumentNullException.ThrowIfNull(NullSpace, nameof(NullSpace));
-        ArgumentNullException.ThrowIfNull(Collection, nameof(Collection));
-        Subspace.Validate();
-        NullSpace.Validate();
-        Collection.Validate();
+        errors.ThrowIfAny();
     }
 }

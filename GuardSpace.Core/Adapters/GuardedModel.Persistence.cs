@@ -1,4 +1,5 @@
 using System.Text.Json;
+using GuardSpace.Diagnostics;
 using GuardSpace.Projection;
 using GuardSpace.Serialization;
 using GuardSpace.Targeting;
@@ -13,10 +14,15 @@ namespace GuardSpace.Adapters;
 
 public sealed partial class GuardedModel
 {
+    /// <summary>State-file key prefix of the harmful covariance factors (one per covariance group).</summary>
+    private const string HarmfulFactorPrefix = "harmful_factor.";
+
     /// <summary>
     /// Saves the adapter state to <paramref name="directory"/>: <see cref="AdapterFiles.StateFile"/> (A, B, the initial
     /// A0 and B0, and every projector basis) and <see cref="AdapterFiles.ConfigFile"/> (method, rank, targets,
-    /// thresholds, library version, whether the base weights were changed). Files are replaced atomically.
+    /// thresholds, library version, whether the base weights were changed, a checksum of every tensor and a fingerprint
+    /// of every guarded layer's original weight). Both files are written in full to temporary files first and then
+    /// moved in together: a failure leaves the previous pair as it was.
     /// </summary>
     public void Save(string directory)
     {
@@ -37,6 +43,11 @@ public sealed partial class GuardedModel
             tensors[$"projector.{handle.Projector.Name}.basis"] = ((NullSpaceProjector)handle.Projector).Basis;
         }
 
+        foreach (var factor in _factors)
+        {
+            tensors[$"{HarmfulFactorPrefix}{factor.Name}"] = factor.Factor;
+        }
+
         var n = Options.NullSpace;
         var config = new AdapterConfig
         {
@@ -46,8 +57,12 @@ public sealed partial class GuardedModel
             Seed = Options.Seed,
             BaseWeightsModified = Options.Method.UsesDecomposition(),
             Targets = [.. _adapters.Select(a => a.LayerName)],
-            NullSpace = new NullSpaceConfig(n.Rule.ToString(), n.RelativeThreshold, n.AbsoluteFloor, n.AbsoluteThreshold, n.EnergyFraction, n.EmptyPolicy.ToString()),
-            Layers = [.. Layers.Select((l, i) => new LayerConfig(l.Name, l.OutFeatures, l.InFeatures, _adapters[i].FrozenWeight.dtype.ToString(), l.Interception.ToString(), l.CovarianceGroup, l.Frozen))],
+            NullSpace = new NullSpaceConfig(n.Rule.ToString(), n.RelativeThreshold, n.AbsoluteFloor, n.AbsoluteThreshold, n.EnergyFraction, n.EmptyPolicy.ToString(), n.MinimumNullFraction),
+            HarmfulDriftPenalty = Options.EffectiveHarmfulDriftPenalty,
+            TrackHarmfulDrift = _factors.Count > 0,
+            Layers = [.. Layers.Select((l, i) => new LayerConfig(
+                l.Name, l.OutFeatures, l.InFeatures, _adapters[i].FrozenWeight.dtype.ToString(), l.Interception.ToString(), l.CovarianceGroup, l.Frozen,
+                _adapters[i].LoraA.dtype.ToString(), _adapters[i].OriginalWeight, _adapters[i].HarmfulFactor?.Name, _adapters[i].HarmfulEnergy))],
             Projectors = [.. _projectors.Select(h =>
             {
                 var d = h.Projector.Diagnostics;
@@ -57,70 +72,110 @@ public sealed partial class GuardedModel
         };
 
         Directory.CreateDirectory(directory);
-        SafetensorsFile.Write(Path.Combine(directory, AdapterFiles.StateFile), tensors, new Dictionary<string, string> { ["format"] = "pt", ["guardspace_format"] = AdapterConfig.FormatName }, _logger);
-        AtomicFile.WriteAllText(Path.Combine(directory, AdapterFiles.ConfigFile), JsonSerializer.Serialize(config, AdapterConfig.Json));
+        var statePath = Path.Combine(directory, AdapterFiles.StateFile);
+        var checksums = new Dictionary<string, string>(StringComparer.Ordinal);
+        using var transaction = new FileTransaction();
+        var metadata = new Dictionary<string, string> { ["format"] = "pt", ["guardspace_format"] = AdapterConfig.FormatName };
+        transaction.Stage(statePath, SafetensorsFile.WriteTemporary(statePath, tensors, metadata, _logger, checksums));
+        transaction.StageText(Path.Combine(directory, AdapterFiles.ConfigFile), JsonSerializer.Serialize(config with { TensorChecksums = checksums }, AdapterConfig.Json));
+        transaction.Commit();
     }
 
     /// <summary>
     /// Attaches a saved adapter to <paramref name="model"/>, which must hold the ORIGINAL weights the adapter was made
-    /// from (the frozen residuals are recomputed as <c>W - s B0 A0</c>). Checks every name and shape against the model
-    /// first and reports everything that does not match; like <see cref="Attach"/>, it changes nothing on failure.
+    /// from (the frozen residuals are recomputed as <c>W - s B0 A0</c>). Before touching the model it checks, and reports
+    /// in one exception each: the config's values; every tensor against its checksum; every name and shape against the
+    /// model; that the factors are finite, every projector basis is orthonormal and every guarded A satisfies A = A P;
+    /// and each layer's weight against the fingerprint of the original one. Like <see cref="Attach"/>, it changes nothing
+    /// on failure or cancellation.
     /// </summary>
-    /// <exception cref="InvalidDataException">A file is missing, truncated or corrupted.</exception>
-    /// <exception cref="ArgumentException">The adapter does not fit the model (the message lists every mismatch).</exception>
-    public static GuardedModel Load(Module model, string directory, ILoggerFactory? loggerFactory = null)
+    /// <param name="model">The model with the original weights (in any dtype, on any device).</param>
+    /// <param name="directory">The folder <see cref="Save"/> wrote.</param>
+    /// <param name="loggerFactory">Receives the load report and warnings (an old format version, an allowed weight mismatch).</param>
+    /// <param name="options">What to tolerate; defaults when null (nothing).</param>
+    /// <param name="progress">Stage-by-stage progress: "reading", "verifying", then Attach's "decomposition" and "surgery".</param>
+    /// <param name="cancellationToken">Checked between stages and layers up to the end of the surgery, as in <see cref="Attach"/>.</param>
+    /// <returns>The handle of the loaded adapters, ready to train on.</returns>
+    /// <exception cref="InvalidDataException">A file is missing, truncated or corrupted, or the config holds invalid values (the message names the file and every field).</exception>
+    /// <exception cref="ArgumentException">The adapter does not fit the model, or was made from other weights (the message lists every mismatch).</exception>
+    /// <exception cref="InvalidOperationException">The model already holds GuardSpace adapters.</exception>
+    public static GuardedModel Load(
+        Module model,
+        string directory,
+        ILoggerFactory? loggerFactory = null,
+        AdapterLoadOptions? options = null,
+        IProgress<AttachProgress>? progress = null,
+        CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentException.ThrowIfNullOrWhiteSpace(directory);
+        options ??= new AdapterLoadOptions();
         var logger = loggerFactory?.CreateLogger("GuardSpace") ?? NullLogger.Instance;
-        var config = ReadConfig(Path.Combine(directory, AdapterFiles.ConfigFile));
+        ExistingAdapters.ThrowIfGuarded(model);
+        var configPath = Path.Combine(directory, AdapterFiles.ConfigFile);
+        progress?.Report(new AttachProgress("reading", 0, 2, configPath));
+        var config = ReadConfig(configPath);
         var statePath = Path.Combine(directory, AdapterFiles.StateFile);
         if (!File.Exists(statePath))
         {
             throw new InvalidDataException($"'{statePath}' is missing: a GuardSpace adapter folder holds {AdapterFiles.StateFile} and {AdapterFiles.ConfigFile}.");
         }
 
-        var (tensors, _) = SafetensorsFile.Read(statePath, logger: logger);
+        cancellationToken.ThrowIfCancellationRequested();
+        var checksums = config.TensorChecksums is null ? null : new Dictionary<string, string>(StringComparer.Ordinal);
+        var (tensors, _) = SafetensorsFile.Read(statePath, logger: logger, checksums: checksums);
+        progress?.Report(new AttachProgress("reading", 2, 2, statePath));
         var projectors = new List<ProjectorHandle>();
+        var factors = new List<HarmfulCovarianceFactor>();
         var built = new List<GuardedLoraAdapter>();
         try
         {
-            var options = new GuardedLoraOptions
+            cancellationToken.ThrowIfCancellationRequested();
+            progress?.Report(new AttachProgress("verifying", 0, 1, null));
+            if (checksums is not null)
             {
-                Method = ParseEnum<InitializationMethod>(config.Method, "method", statePath),
-                Rank = config.Rank,
-                Scale = config.Scale,
-                Seed = config.Seed,
-                Targets = TargetModules.ExactNames([.. config.Targets]),
-                NullSpace = new NullSpaceOptions
-                {
-                    Rule = ParseEnum<NullSpaceThresholdRule>(config.NullSpace.Rule, "null_space.rule", statePath),
-                    RelativeThreshold = config.NullSpace.RelativeThreshold,
-                    AbsoluteFloor = config.NullSpace.AbsoluteFloor,
-                    AbsoluteThreshold = config.NullSpace.AbsoluteThreshold,
-                    EnergyFraction = config.NullSpace.EnergyFraction,
-                    EmptyPolicy = ParseEnum<EmptyNullSpacePolicy>(config.NullSpace.EmptyPolicy, "null_space.empty_policy", statePath),
-                },
-            };
-            options.Validate();
+                VerifyChecksums(config.TensorChecksums!, checksums, statePath, configPath);
+            }
+            else
+            {
+                Log.LoadedWithoutChecksums(logger, configPath, config.FormatVersion);
+            }
+
+            var loraOptions = OptionsFrom(config, configPath);
             var targets = CheckAgainstModel(model, config, tensors, directory);
+            VerifyContent(config, tensors, statePath);
+            VerifyBaseWeights(config, targets, options, logger, directory);
+            cancellationToken.ThrowIfCancellationRequested();
+            progress?.Report(new AttachProgress("verifying", 1, 1, null));
 
             var projectorOf = new Dictionary<string, ProjectorHandle>(StringComparer.Ordinal);
             foreach (var p in config.Projectors)
             {
-                var diagnostics = new NullSpaceDiagnostics(p.Name, p.InputWidth, p.NullDimension, ParseEnum<NullSpaceThresholdRule>(p.Rule, "projectors.rule", statePath),
+                var diagnostics = new NullSpaceDiagnostics(p.Name, p.InputWidth, p.NullDimension, Enum.Parse<NullSpaceThresholdRule>(p.Rule),
                     p.Threshold, p.MaxEigenvalue, p.ProtectedEnergyFraction, p.StoresNullBasis, p.FellBack);
                 var handle = new ProjectorHandle(NullSpaceProjector.FromBasis(tensors[$"projector.{p.Name}.basis"], diagnostics));
                 projectors.Add(handle);
                 p.Layers.ToList().ForEach(l => projectorOf[l] = handle);
             }
 
+            foreach (var name in config.Layers.Select(l => l.HarmfulFactor).OfType<string>().Distinct(StringComparer.Ordinal))
+            {
+                var width = config.Layers.First(l => l.HarmfulFactor == name).InFeatures;
+                if (!tensors.TryGetValue($"{HarmfulFactorPrefix}{name}", out var saved) || saved.dim() != 2 || saved.shape[0] != width || !TensorIsFinite(saved))
+                {
+                    throw new InvalidDataException($"'{statePath}': the harmful covariance factor '{HarmfulFactorPrefix}{name}' named in '{configPath}' is missing, not {width} x k, or not finite. Save the adapter again.");
+                }
+
+                factors.Add(new HarmfulCovarianceFactor(name, tensors[$"{HarmfulFactorPrefix}{name}"].to_type(ScalarType.Float64).clone()));
+            }
+
+            var factorOf = factors.ToDictionary(f => f.Name, StringComparer.Ordinal);
+            var layerConfigs = config.Layers.ToDictionary(l => l.Name, StringComparer.Ordinal);
             var groups = config.Layers.ToDictionary(l => l.Name, l => l.Group, StringComparer.Ordinal);
-            return AttachCore(model, options, targets, projectorOf, projectors, built, logger, null, CancellationToken.None, (_, name, layer, _) =>
+            var guarded = AttachCore(model, loraOptions, targets, projectorOf, projectors, built, logger, progress, cancellationToken, (_, name, layer, _) =>
             {
                 var w = layer.weight!;
-                var a = tensors[$"{name}.lora_A"].to(w.dtype, w.device);
-                var b = tensors[$"{name}.lora_B"].to(w.dtype, w.device);
+                var factorType = Internal.AdapterPrecision.FactorType(w.dtype);
                 var a0 = tensors[$"{name}.lora_A0"];
                 var b0 = tensors[$"{name}.lora_B0"];
                 Tensor? residual = null;
@@ -131,13 +186,21 @@ public sealed partial class GuardedModel
                     residual = (w.detach().to_type(ScalarType.Float64) - delta).to_type(w.dtype);
                 }
 
-                return new LayerInit(a0.to(w.dtype, w.device), b0.to(w.dtype, w.device), residual, null, groups[name]);
-            }).RestoreTrainedFactors(tensors);
+                var saved = layerConfigs[name];
+                return new LayerInit(a0.to(factorType, w.device), b0.to(factorType, w.device), residual, null, groups[name])
+                {
+                    HarmfulFactor = saved.HarmfulFactor is { } f ? factorOf[f] : null,
+                    HarmfulEnergy = saved.HarmfulEnergy,
+                };
+            }, factors).RestoreTrainedFactors(tensors);
+            Log.Loaded(logger, guarded._adapters.Count, directory, config.FormatVersion);
+            return guarded;
         }
         catch
         {
             ReleaseAfterFailure(built);
             projectors.ForEach(p => p.Dispose());
+            factors.ForEach(f => f.Dispose());
             throw;
         }
         finally
@@ -149,57 +212,91 @@ public sealed partial class GuardedModel
         }
     }
 
+    private static bool TensorIsFinite(Tensor t)
+    {
+        using var scope = NewDisposeScope();
+        return isfinite(t).all().item<bool>();
+    }
+
     /// <summary>
     /// Exports the fine-tune as a plain LoRA delta relative to the ORIGINAL weights, in PEFT's layout, so any LoRA runtime
-    /// can apply it to the original checkpoint: <c>W_final - W = [s B, -s B0] [A; A0]</c> (rank 2r; rank r when B0 = 0).
+    /// can apply it to the original checkpoint. Per layer, <c>W_final - W = B_exp A_exp</c> with
+    /// <c>[s B, -s B0] [A; A0]</c> (rank 2r) where the initial factors are non-zero (GuardSpace, PiSSA, CorDA), <c>(s B) A</c>
+    /// (rank r) where B0 = 0 (LoRA, NullSpace-LoRA), and a zero B at rank r for a layer that did not change (a frozen one).
     /// Writes <see cref="AdapterFiles.PeftWeightsFile"/> with keys <c>base_model.model.&lt;path&gt;.lora_A.weight</c> /
-    /// <c>.lora_B.weight</c> and <see cref="AdapterFiles.PeftConfigFile"/> (lora_alpha = r, so PEFT's scaling is 1).
+    /// <c>.lora_B.weight</c> and <see cref="AdapterFiles.PeftConfigFile"/>: <c>r</c> is the most common layer rank,
+    /// <c>rank_pattern</c> and <c>alpha_pattern</c> list the layers of another rank, and every layer's alpha equals its rank,
+    /// so PEFT's scaling <c>lora_alpha / r</c> is 1 everywhere. Files are replaced atomically.
     /// </summary>
-    public void ExportPeft(string directory)
+    /// <param name="directory">The folder to write to (created if needed).</param>
+    /// <param name="options"><c>base_model_name_or_path</c> and <c>task_type</c>; null for neither.</param>
+    public void ExportPeft(string directory, PeftExportOptions? options = null)
     {
         ThrowIfDisposed();
         ArgumentException.ThrowIfNullOrWhiteSpace(directory);
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        var withInitial = _adapters.Any(a => a.InitialB.abs().max().ToDouble() != 0);
+        var ranks = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var adapter in _adapters)
         {
             var s = adapter.Scale;
-            var a = withInitial ? cat([adapter.LoraA.detach(), adapter.InitialA], 0) : adapter.LoraA.detach();
-            var b = withInitial ? cat([adapter.LoraB.detach() * s, adapter.InitialB * -s], 1) : adapter.LoraB.detach() * s;
-            tensors[$"{AdapterFiles.PeftKeyPrefix}{adapter.LayerName}.lora_A.weight"] = a.contiguous();
-            tensors[$"{AdapterFiles.PeftKeyPrefix}{adapter.LayerName}.lora_B.weight"] = b.contiguous();
+            var (a, b) = (adapter.LoraA.detach(), adapter.LoraB.detach());
+            (Tensor A, Tensor B) exported =
+                adapter.InitialB.abs().max().ToDouble() == 0 ? (a, b * s)
+                : a.eq(adapter.InitialA).all().item<bool>() && b.eq(adapter.InitialB).all().item<bool>() ? (a, zeros_like(b)) // unchanged: the delta is exactly zero
+                : (cat([a, adapter.InitialA], 0), cat([b * s, adapter.InitialB * -s], 1));
+            tensors[$"{AdapterFiles.PeftKeyPrefix}{adapter.LayerName}.lora_A.weight"] = exported.A.contiguous();
+            tensors[$"{AdapterFiles.PeftKeyPrefix}{adapter.LayerName}.lora_B.weight"] = exported.B.contiguous();
+            ranks[adapter.LayerName] = (int)exported.A.shape[0];
         }
 
-        var rank = withInitial ? 2 * Options.Rank : Options.Rank;
+        // PEFT matches rank_pattern/alpha_pattern keys against the module path (exact, or as a suffix after a dot).
+        var rank = ranks.Values.GroupBy(r => r).OrderByDescending(g => g.Count()).ThenBy(g => g.Key).Select(g => g.Key).FirstOrDefault(Options.Rank);
+        var pattern = ranks.Where(kv => kv.Value != rank).OrderBy(kv => kv.Key, StringComparer.Ordinal).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
         var config = new Dictionary<string, object?>
         {
             ["peft_type"] = "LORA",
             ["r"] = rank,
             ["lora_alpha"] = rank,
-            ["target_modules"] = _adapters.Select(a => a.LayerName).ToArray(),
+            ["rank_pattern"] = pattern,
+            ["alpha_pattern"] = pattern,
+            ["target_modules"] = PeftTargetModules(),
             ["lora_dropout"] = 0.0,
             ["bias"] = "none",
             ["fan_in_fan_out"] = false,
             ["init_lora_weights"] = true,
             ["use_rslora"] = false,
+            ["use_dora"] = false,
             ["inference_mode"] = true,
-            ["base_model_name_or_path"] = null,
-            ["task_type"] = null,
+            ["modules_to_save"] = null,
+            ["base_model_name_or_path"] = options?.BaseModelNameOrPath,
+            ["task_type"] = options?.TaskType,
             ["guardspace"] = new Dictionary<string, object?>
             {
                 ["version"] = GuardSpaceInfo.Version,
                 ["method"] = Options.Method.ToString(),
                 ["rank"] = Options.Rank,
                 ["scale"] = Options.Scale,
-                ["delta"] = withInitial ? "W_final - W_original = [s B, -s B0] [A; A0]" : "W_final - W_original = (s B) A",
+                ["delta"] = "W_final - W_original = B_exp A_exp per layer: [s B, -s B0] [A; A0] (rank 2r) when B0 != 0, (s B) A (rank r) when B0 = 0, zero B when the layer did not change",
             },
         };
 
         Directory.CreateDirectory(directory);
         SafetensorsFile.Write(Path.Combine(directory, AdapterFiles.PeftWeightsFile), tensors, new Dictionary<string, string> { ["format"] = "pt" }, _logger);
         AtomicFile.WriteAllText(Path.Combine(directory, AdapterFiles.PeftConfigFile), JsonSerializer.Serialize(config, AdapterConfig.Json));
+    }
+
+    /// <summary>
+    /// <c>target_modules</c> as PEFT writes it: the layers' last path segments (<c>q_proj</c>, ...) when they pick exactly the
+    /// guarded layers (PEFT matches a name that equals a segment or ends with "." + segment); otherwise the full paths.
+    /// </summary>
+    private string[] PeftTargetModules()
+    {
+        var guarded = _adapters.Select(a => a.LayerName).ToHashSet(StringComparer.Ordinal);
+        var segments = guarded.Select(n => n[(n.LastIndexOf('.') + 1)..]).ToHashSet(StringComparer.Ordinal);
+        var covers = Model.named_modules().All(m => !segments.Contains(m.name[(m.name.LastIndexOf('.') + 1)..]) || guarded.Contains(m.name));
+        return [.. (covers ? segments : guarded).Order(StringComparer.Ordinal)];
     }
 
     private GuardedModel RestoreTrainedFactors(Dictionary<string, Tensor> tensors)
@@ -241,14 +338,19 @@ public sealed partial class GuardedModel
             throw new InvalidDataException($"'{path}' has format version {config.FormatVersion}; this GuardSpace ({GuardSpaceInfo.Version}) reads up to {AdapterConfig.CurrentVersion}. Upgrade GuardSpace.");
         }
 
+        if (config.FormatVersion < AdapterConfig.OldestReadableVersion)
+        {
+            throw new InvalidDataException($"'{path}' has format version {config.FormatVersion}, which no GuardSpace wrote.");
+        }
+
+        var problems = AdapterConfigValidator.Problems(config);
+        if (problems.Count > 0)
+        {
+            throw new InvalidDataException($"'{path}' holds invalid values; nothing was changed:{Environment.NewLine}- {string.Join(Environment.NewLine + "- ", problems)}");
+        }
+
         return config;
     }
-
-    private static T ParseEnum<T>(string value, string field, string path)
-        where T : struct, Enum =>
-        Enum.TryParse<T>(value, out var parsed) && Enum.IsDefined(parsed)
-            ? parsed
-            : throw new InvalidDataException($"'{path}': {field} '{value}' is not one of {string.Join(", ", Enum.GetNames<T>())}.");
 
     private static List<(string Name, Linear Layer)> CheckAgainstModel(Module model, AdapterConfig config, Dictionary<string, Tensor> tensors, string directory)
     {

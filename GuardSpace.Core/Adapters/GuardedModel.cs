@@ -3,6 +3,7 @@ using GuardSpace.Decomposition;
 using GuardSpace.Diagnostics;
 using GuardSpace.Internal;
 using GuardSpace.Projection;
+using GuardSpace.Serialization;
 using GuardSpace.Targeting;
 using GuardSpace.Training;
 using Microsoft.Extensions.Logging;
@@ -27,11 +28,14 @@ public sealed partial class GuardedModel : IDisposable
     private readonly List<ProjectorHandle> _projectors;
     private readonly ILogger _logger;
     private readonly List<IGrouping<ProjectorHandle, GuardedLoraAdapter>> _projectionGroups;
+    private List<HarmfulCovarianceFactor> _factors = [];
+    private readonly SurgeryUndo _surgery;
     private bool _disposed;
 
-    private GuardedModel(Module model, GuardedLoraOptions options, List<GuardedLoraAdapter> adapters, List<ProjectorHandle> projectors, IReadOnlyList<LayerAttachReport> layers, ILogger logger)
+    private GuardedModel(Module model, GuardedLoraOptions options, List<GuardedLoraAdapter> adapters, List<ProjectorHandle> projectors, IReadOnlyList<LayerAttachReport> layers, ILogger logger, SurgeryUndo surgery)
     {
         Model = model;
+        _surgery = surgery;
         Options = options;
         _adapters = adapters;
         _projectors = projectors;
@@ -70,8 +74,13 @@ public sealed partial class GuardedModel : IDisposable
     /// <param name="calibration">Calibration callbacks or covariances; required by CorDA, NullSpace-LoRA and GuardSpace.</param>
     /// <param name="loggerFactory">Receives warnings (empty null spaces, too few calibration tokens) and progress.</param>
     /// <param name="progress">Stage-by-stage progress.</param>
-    /// <param name="cancellationToken">Cancels between layers; the model is left unchanged.</param>
+    /// <param name="cancellationToken">
+    /// Checked between stages and layers, and before each layer's surgery; a cancelled Attach leaves the model unchanged.
+    /// The commit point is the end of the surgery stage, before the final "surgery" progress report: a cancellation
+    /// after it is ignored and Attach returns the guarded model.
+    /// </param>
     /// <returns>The handle with the adapters, trainable parameters, projectors and reports.</returns>
+    /// <exception cref="InvalidOperationException">The model already holds GuardSpace adapters (see <see cref="Detach"/>).</exception>
     public static GuardedModel Attach(
         Module model,
         GuardedLoraOptions options,
@@ -86,11 +95,13 @@ public sealed partial class GuardedModel : IDisposable
         options = options.Clone(); // later changes to the caller's object must not change what Save writes
         var logger = loggerFactory?.CreateLogger("GuardSpace") ?? NullLogger.Instance;
         var method = options.Method;
+        ExistingAdapters.ThrowIfGuarded(model);
         var targets = LinearLayerSelector.Select(model, options.Targets);
         CheckTargets(targets, options.Rank);
 
         var ownedSets = new List<CovarianceSet>();
         var projectors = new List<ProjectorHandle>();
+        var factors = new List<HarmfulCovarianceFactor>();
         var built = new List<GuardedLoraAdapter>();
         var decompositions = new List<LayerDecomposition>();
         try
@@ -99,12 +110,14 @@ public sealed partial class GuardedModel : IDisposable
             var safety = method.NeedsSafetyCovariance()
                 ? Covariances("safety", calibration?.SafetyCovariances, calibration?.RunSafetyPrompts, model, names, options, logger, progress, ownedSets, cancellationToken)
                 : null;
-            var harmful = method.UsesProjector()
+            var tracksDrift = options.TracksHarmfulDrift;
+            var harmful = method.UsesProjector() || tracksDrift
                 ? Covariances("harmful", calibration?.HarmfulCovariances, calibration?.RunHarmfulPrompts, model, names, options, logger, progress, ownedSets, cancellationToken)
                 : null;
 
             // One projector per covariance group (q/k/v share one).
             var projectorOf = new Dictionary<string, ProjectorHandle>(StringComparer.Ordinal);
+            var factorOf = new Dictionary<string, HarmfulCovarianceFactor>(StringComparer.Ordinal);
             if (harmful is not null)
             {
                 var groups = names.Select(n => harmful[n]).Distinct().ToList();
@@ -112,11 +125,30 @@ public sealed partial class GuardedModel : IDisposable
                 {
                     cancellationToken.ThrowIfCancellationRequested();
                     progress?.Report(new AttachProgress("null spaces", i, groups.Count, groups[i].Key));
-                    var handle = new ProjectorHandle(NullSpaceProjector.Fit(groups[i].Key, groups[i].Sum, options.NullSpace, logger));
-                    projectors.Add(handle);
-                    foreach (var layer in groups[i].Layers)
+                    HarmfulCovarianceFactor? factor = null;
+                    if (method.UsesProjector())
                     {
-                        projectorOf[layer] = handle;
+                        var (projector, f) = NullSpaceProjector.Fit(groups[i].Key, groups[i].Sum, GroupNullSpace(options, groups[i]), logger, groups[i].Layers, tracksDrift);
+                        var handle = new ProjectorHandle(projector);
+                        projectors.Add(handle);
+                        factor = f;
+                        foreach (var layer in groups[i].Layers)
+                        {
+                            projectorOf[layer] = handle;
+                        }
+                    }
+                    else
+                    {
+                        factor = HarmfulCovarianceFactor.FromCovariance(groups[i].Key, groups[i].Sum);
+                    }
+
+                    if (factor is not null)
+                    {
+                        factors.Add(factor);
+                        foreach (var layer in groups[i].Layers)
+                        {
+                            factorOf[layer] = factor;
+                        }
                     }
                 }
             }
@@ -127,13 +159,16 @@ public sealed partial class GuardedModel : IDisposable
             return AttachCore(model, options, targets, projectorOf, projectors, built, logger, progress, cancellationToken, (index, name, layer, projector) =>
             {
                 var init = Initialise(name, layer, options, index, decomposer, safety, projector, decompositions, cancellationToken);
-                return init with { Group = harmful?[name].Key ?? safety?[name].Key };
-            });
+                factorOf.TryGetValue(name, out var factor);
+                var energy = factor is null ? 0 : OutputEnergy(layer.weight!, harmful![name].Sum);
+                return init with { Group = harmful?[name].Key ?? safety?[name].Key, HarmfulFactor = factor, HarmfulEnergy = energy };
+            }, factors);
         }
         catch
         {
             ReleaseAfterFailure(built);
             projectors.ForEach(p => p.Dispose());
+            factors.ForEach(f => f.Dispose());
             throw;
         }
         finally
@@ -144,7 +179,14 @@ public sealed partial class GuardedModel : IDisposable
     }
 
     /// <summary>Per-layer initial state handed to <see cref="AttachCore"/>.</summary>
-    internal readonly record struct LayerInit(Tensor A, Tensor B, Tensor? Residual, DecompositionDiagnostics? Diagnostics, string? Group);
+    internal readonly record struct LayerInit(Tensor A, Tensor B, Tensor? Residual, DecompositionDiagnostics? Diagnostics, string? Group)
+    {
+        /// <summary>The harmful covariance factor of the layer's group, when the drift is tracked.</summary>
+        public HarmfulCovarianceFactor? HarmfulFactor { get; init; }
+
+        /// <summary><c>||W C_h^(1/2)||_F^2</c> of the original weight.</summary>
+        public double HarmfulEnergy { get; init; }
+    }
 
     /// <summary>
     /// Builds an adapter per target from <paramref name="initialise"/> without touching the model, then commits the
@@ -160,7 +202,8 @@ public sealed partial class GuardedModel : IDisposable
         ILogger logger,
         IProgress<AttachProgress>? progress,
         CancellationToken cancellationToken,
-        Func<int, string, Linear, ProjectorHandle?, LayerInit> initialise)
+        Func<int, string, Linear, ProjectorHandle?, LayerInit> initialise,
+        List<HarmfulCovarianceFactor>? factors = null)
     {
         // Decide how each layer is intercepted before touching anything.
         var plans = targets.Select(t =>
@@ -196,6 +239,10 @@ public sealed partial class GuardedModel : IDisposable
             {
                 Projector = projector,
                 OwnsWeight = !hook && init.Residual is not null,
+                HarmfulFactor = init.HarmfulFactor,
+                HarmfulEnergy = init.HarmfulEnergy,
+                FrozenWeightIsOriginal = init.Residual is null,
+                OriginalWeight = WeightFingerprint.Of(plan.Layer.weight!),
             };
             built.Add(adapter);
             var frozen = projector?.Projector.NullDimension == 0;
@@ -206,8 +253,8 @@ public sealed partial class GuardedModel : IDisposable
         }
 
         progress?.Report(new AttachProgress("surgery", 0, plans.Count, null));
-        Commit(model, options, plans.Select(p => (p.Name, p.Layer, p.Parent, p.Child, p.Mode)).ToList(), built, residuals);
-        var guarded = new GuardedModel(model, options, built, projectors, reports, logger);
+        var surgery = Commit(model, options, plans.Select(p => (p.Name, p.Layer, p.Parent, p.Child, p.Mode)).ToList(), built, residuals, cancellationToken);
+        var guarded = new GuardedModel(model, options, built, projectors, reports, logger, surgery) { _factors = factors ?? [] };
         Log.Attached(logger, options.Method.ToString(), built.Count, built.Count(a => a.IsFrozen), guarded.TrainableParameters().Sum(p => p.NumberOfElements));
         progress?.Report(new AttachProgress("surgery", plans.Count, plans.Count, null));
         return guarded;
@@ -241,6 +288,19 @@ public sealed partial class GuardedModel : IDisposable
     {
         ThrowIfDisposed();
         using var scope = NewDisposeScope();
+
+        var lambda = Options.EffectiveHarmfulDriftPenalty;
+        if (lambda > 0)
+        {
+            foreach (var adapter in _adapters)
+            {
+                if (!adapter.IsFrozen)
+                {
+                    HarmfulDrift.AddPenaltyGradient(adapter, lambda);
+                }
+            }
+        }
+
         foreach (var group in _projectionGroups)
         {
             var grads = group.Where(a => !a.IsFrozen).Select(a => a.LoraA.grad).OfType<Tensor>().ToList();
@@ -317,6 +377,54 @@ public sealed partial class GuardedModel : IDisposable
         }
     }
 
+    /// <summary>
+    /// The safety monitor: for every guarded layer, the relative change of its outputs on the harmful calibration
+    /// activations since attach, <c>||dW C_h^(1/2)||_F / ||W C_h^(1/2)||_F</c>, computed from the stored covariance factor
+    /// (no forward pass; O(r k (m + n)) per layer). 0 means the harmful outputs are exactly as they were. Available when
+    /// the harmful drift is tracked (<see cref="GuardedLoraOptions.TracksHarmfulDrift"/>). Logs the largest change.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The drift is not tracked for this model.</exception>
+    public HarmfulDriftReport MeasureHarmfulDrift()
+    {
+        ThrowIfDisposed();
+        if (_factors.Count == 0)
+        {
+            throw new InvalidOperationException(
+                "The harmful drift is not tracked for this model: attach with GuardedLoraOptions.TrackHarmfulDrift = true (or a positive drift penalty) " +
+                "and harmful calibration data (CalibrationData.RunHarmfulPrompts or HarmfulCovariances).");
+        }
+
+        var layers = _adapters.Where(a => a.HarmfulFactor is not null)
+            .Select(a => new LayerHarmfulDrift(a.LayerName, a.IsEnabled ? HarmfulDrift.RelativeChange(a) : 0))
+            .ToList();
+        var report = new HarmfulDriftReport(layers);
+        Log.HarmfulDriftMeasured(_logger, report.Max, report.MaxLayer ?? string.Empty, report.RootMeanSquare);
+        return report;
+    }
+
+    /// <summary>The null-space options of a covariance group: every layer of it must resolve to the same options.</summary>
+    private static NullSpaceOptions GroupNullSpace(GuardedLoraOptions options, LayerCovariance group)
+    {
+        var chosen = group.Layers.Select(options.NullSpaceFor).Distinct().ToList();
+        if (chosen.Count > 1)
+        {
+            throw new ArgumentException(
+                $"Layers {string.Join(", ", group.Layers.Select(l => $"'{l}'"))} read the same input and share one projector, but GuardedLoraOptions.NullSpaceOverrides " +
+                "gives them different null-space options. Make one override select all of them, or none.", nameof(options));
+        }
+
+        return chosen[0];
+    }
+
+    /// <summary><c>||W C^(1/2)||_F^2 = tr(W C W^T)</c> in float64.</summary>
+    private static double OutputEnergy(Tensor weight, Tensor covariance)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var w = weight.detach().to(ScalarType.Float64, covariance.device);
+        return (w.mm(covariance.to_type(ScalarType.Float64)) * w).sum().ToDouble();
+    }
+
     /// <summary>Turns every adapter off (the model computes its ORIGINAL weights) or back on.</summary>
     public void SetAdaptersEnabled(bool enabled)
     {
@@ -371,6 +479,7 @@ public sealed partial class GuardedModel : IDisposable
 
         _disposed = true;
         _projectors.ForEach(p => p.Dispose());
+        _factors.ForEach(f => f.Dispose());
     }
 
     internal IReadOnlyList<GuardedLoraAdapter> AdapterList => _adapters;
@@ -436,7 +545,16 @@ public sealed partial class GuardedModel : IDisposable
         else if (run is not null)
         {
             progress?.Report(new AttachProgress($"{kind} covariances", 0, 1, null));
-            set = ActivationCovarianceCollector.Collect(model, TargetModules.ExactNames(names), run, options.Collection, logger, cancellationToken);
+            try
+            {
+                set = ActivationCovarianceCollector.Collect(model, TargetModules.ExactNames(names), run, options.Collection, logger, cancellationToken);
+            }
+            catch (InvalidOperationException ex)
+            {
+                var callback = kind == "safety" ? nameof(CalibrationData.RunSafetyPrompts) : nameof(CalibrationData.RunHarmfulPrompts);
+                throw new InvalidOperationException($"Collecting the {kind} covariances (CalibrationData.{callback}) failed: {ex.Message}", ex);
+            }
+
             owned.Add(set);
             progress?.Report(new AttachProgress($"{kind} covariances", 1, 1, null));
         }
@@ -490,48 +608,56 @@ public sealed partial class GuardedModel : IDisposable
         using var noGrad = no_grad();
         var generator = new Generator((ulong)(options.Seed + index));
         var bound = 1.0 / Math.Sqrt(layer.in_features);
+        var factorType = AdapterPrecision.FactorType(weight.dtype);
         var a = (rand(options.Rank, layer.in_features, dtype: ScalarType.Float64, generator: generator) * (2 * bound) - bound)
-            .to(weight.dtype, weight.device);
+            .to(factorType, weight.device);
         projector?.Projector.ProjectRowsInPlace(a);
-        var zerosB = zeros(layer.out_features, options.Rank, dtype: weight.dtype, device: weight.device);
+        var zerosB = zeros(layer.out_features, options.Rank, dtype: factorType, device: weight.device);
         return new LayerInit(a, zerosB, null, null, null);
     }
 
-    private static void Commit(
+    /// <summary>
+    /// Replaces or hooks every planned layer and freezes the base model, recording an undo action for each change. On
+    /// any failure or cancellation it runs them and rethrows. Its last statement is the commit point of the attachment.
+    /// </summary>
+    private static SurgeryUndo Commit(
         Module model,
         GuardedLoraOptions options,
         List<(string Name, Linear Layer, Module Parent, string Child, InterceptionMode Mode)> plans,
         List<GuardedLoraAdapter> adapters,
-        Dictionary<string, Tensor> hookResiduals)
+        Dictionary<string, Tensor> hookResiduals,
+        CancellationToken cancellationToken)
     {
-        var flags = model.named_parameters().Select(p => (p.parameter, p.parameter.requires_grad)).ToList();
-        var undo = new Stack<Action>();
+        var undo = new SurgeryUndo(model);
         try
         {
             for (var i = 0; i < plans.Count; i++)
             {
+                cancellationToken.ThrowIfCancellationRequested();
                 var plan = plans[i];
                 var adapter = adapters[i];
                 if (plan.Mode == InterceptionMode.Replaced)
                 {
                     undo.Push(ModuleSurgery.Replace(plan.Parent, plan.Child, plan.Layer, adapter));
+                    undo.RecordReplaced(plan.Layer, adapter);
                 }
                 else
                 {
                     if (hookResiduals.TryGetValue(plan.Name, out var residual))
                     {
-                        var weight = plan.Layer.weight!;
-                        var original = weight.detach().clone().DetachFromDisposeScope();
+                        var linear = plan.Layer;
+                        var original = linear.weight!.detach().clone().DetachFromDisposeScope();
                         using (no_grad())
                         {
-                            weight.copy_(residual);
+                            linear.weight!.copy_(residual);
                         }
 
+                        // Kept until undone (rollback or Detach); read the weight then, since .to() replaces it.
                         undo.Push(() =>
                         {
                             using (no_grad())
                             {
-                                weight.copy_(original);
+                                linear.weight!.copy_(original);
                             }
 
                             original.Dispose();
@@ -556,7 +682,7 @@ public sealed partial class GuardedModel : IDisposable
             if (options.FreezeBaseModel)
             {
                 var trainable = adapters.SelectMany(a => new[] { a.LoraA.Handle, a.LoraB.Handle }).ToHashSet();
-                foreach (var (parameter, _) in flags)
+                foreach (var (_, parameter) in model.named_parameters())
                 {
                     if (!trainable.Contains(parameter.Handle))
                     {
@@ -564,20 +690,16 @@ public sealed partial class GuardedModel : IDisposable
                     }
                 }
             }
+
+            // The commit point: a cancellation up to here is honoured, and rolled back.
+            cancellationToken.ThrowIfCancellationRequested();
         }
         catch
         {
-            while (undo.Count > 0)
-            {
-                undo.Pop()();
-            }
-
-            foreach (var (parameter, requiresGrad) in flags)
-            {
-                parameter.requires_grad = requiresGrad;
-            }
-
+            undo.Undo(model);
             throw;
         }
+
+        return undo;
     }
 }

@@ -66,6 +66,13 @@ public sealed class ActivationCovarianceCollector : IDisposable
         {
             foreach (var (name, layer) in layers)
             {
+                // Before the layer runs: libtorch's own dtype error would name neither the layer nor the fix.
+                var check = layer.register_forward_pre_hook((_, input) =>
+                {
+                    ThrowIfDtypeMismatch(name, layer, input);
+                    return null!;
+                });
+                hookRemovers.Add(check.remove);
                 var remover = layer.register_forward_hook((_, input, _) =>
                 {
                     OnForward(name, input);
@@ -266,6 +273,17 @@ public sealed class ActivationCovarianceCollector : IDisposable
         observations.AddOrUpdate(input, fresh);
     }
 
+    private static void ThrowIfDtypeMismatch(string name, Linear layer, Tensor input)
+    {
+        var weightType = layer.weight!.dtype;
+        if (input.dtype != weightType)
+        {
+            throw new ArgumentException(
+                $"Layer '{name}': the calibration input is {input.dtype} but the layer's weight is {weightType}, so the layer cannot run on it. " +
+                $"Feed the calibration prompts in the model's dtype (for example inputs.to(ScalarType.{weightType})), or convert the model first.");
+        }
+    }
+
     private void JoinObservation(string layer, InputObservation observation)
     {
         var group = observation.Group;
@@ -307,6 +325,14 @@ public sealed class ActivationCovarianceCollector : IDisposable
     private CovarianceSet BuildSet(bool transfer)
     {
         var silent = layers.Where(l => !groupOf.ContainsKey(l.Name)).Select(l => l.Name).ToList();
+        if (silent.Count > 0 && silent.Count == layers.Count)
+        {
+            throw new InvalidOperationException(
+                $"None of the hooked layers [{string.Join(", ", silent)}] received an input: the calibration run made no forward pass through the model. " +
+                "Check that it runs the model on its prompts (model.call(inputs)) and that they are not empty; if it does, the model calls its " +
+                "layers with forward() instead of call(), which skips hooks.");
+        }
+
         if (silent.Count > 0)
         {
             throw new InvalidOperationException(

@@ -1,3 +1,4 @@
+using GuardSpace.Internal;
 using static TorchSharp.torch;
 
 namespace GuardSpace.Collection;
@@ -23,22 +24,24 @@ public sealed class CovarianceCollectionOptions
     /// </summary>
     public bool ShareCovarianceForSharedInputs { get; set; } = true;
 
-    /// <summary>Throws <see cref="ArgumentException"/> when an option has an unsupported value.</summary>
+    /// <summary>
+    /// Throws one <see cref="ArgumentException"/> listing every unsupported value; its
+    /// <see cref="ArgumentException.ParamName"/> is the first offending property.
+    /// </summary>
     public void Validate()
     {
-        if (!Enum.IsDefined(Scaling))
-        {
-            throw new ArgumentException(
-                $"Scaling = {(int)Scaling} is not an {nameof(ActivationScaling)} value; use {nameof(ActivationScaling.PerSampleMaxAbs)} or {nameof(ActivationScaling.None)}.",
-                nameof(Scaling));
-        }
+        var errors = new OptionErrors(nameof(CovarianceCollectionOptions));
+        AddErrors(errors);
+        errors.ThrowIfAny();
+    }
 
-        if (AccumulationType is not (ScalarType.Float64 or ScalarType.Float32))
-        {
-            throw new ArgumentException(
-                $"AccumulationType = {AccumulationType} is not supported; covariances accumulate in Float64 (default) or Float32.",
-                nameof(AccumulationType));
-        }
+    /// <summary>Records every unsupported value in <paramref name="errors"/>.</summary>
+    internal void AddErrors(OptionErrors errors)
+    {
+        errors.Check(Enum.IsDefined(Scaling), nameof(Scaling),
+            $"= {(int)Scaling} is not an {nameof(ActivationScaling)} value; use {nameof(ActivationScaling.PerSampleMaxAbs)} or {nameof(ActivationScaling.None)}.");
+        errors.Check(AccumulationType is ScalarType.Float64 or ScalarType.Float32, nameof(AccumulationType),
+            $"= {AccumulationType} is not supported; covariances accumulate in Float64 (default) or Float32.");
     }
 
     internal CovarianceCollectionOptions Clone() => new()

@@ -1,3 +1,5 @@
+using System.Text.Json.Serialization;
+
 namespace GuardSpace.Decomposition;
 
 /// <summary>What the decomposition of one layer found: the spectrum, the damping used and how well conditioned it was.</summary>
@@ -13,6 +15,8 @@ namespace GuardSpace.Decomposition;
 /// (NaN for plain methods).
 /// </param>
 /// <param name="SolveResidual">The relative probe residual of solves against <c>C_l</c> that was accepted (NaN for plain methods).</param>
+/// <remarks>System.Text.Json writes the NaN values of plain methods as the string <c>"NaN"</c>.</remarks>
+[JsonNumberHandling(JsonNumberHandling.AllowNamedFloatingPointLiterals)] // NaN and -Infinity have documented meanings here
 public sealed record DecompositionDiagnostics(
     string LayerName,
     DecompositionMethod Method,

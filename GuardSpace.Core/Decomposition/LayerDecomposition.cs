@@ -4,7 +4,8 @@ namespace GuardSpace.Decomposition;
 
 /// <summary>
 /// The result of decomposing one weight <c>W</c> (m x n): adapter factors <c>B0</c> (m x r) and <c>A0</c> (r x n) and the
-/// frozen residual <c>W' = W - B0 A0</c>, all in the weight's dtype and on its device. When a projector was given,
+/// frozen residual <c>W' = W - B0 A0</c>, on the weight's device. The residual has the weight's dtype; so do the factors,
+/// except over a float16 or bfloat16 weight, where they are float32 (half-precision factors lose the null-space guarantee). When a projector was given,
 /// <c>A0</c> is already projected (<c>A0 = A0 P</c>) and the residual is <c>W - B0 A0 P</c>.
 /// Owns its tensors: dispose it when done.
 /// </summary>

@@ -17,8 +17,8 @@ namespace GuardSpace.Decomposition;
 /// <item>Only the r selected columns are back-transformed, <c>V^_r = C_l^-1 V_r</c>, by a Cholesky solve (no inverse is formed).</item>
 /// <item><c>B0 = U_r sqrt(S_r)</c>, <c>A0 = sqrt(S_r) V^_r^T</c>, residual <c>W - B0 A0</c> (or <c>W - B0 A0 P</c>).</item>
 /// </list>
-/// The maths runs in <see cref="SafetySubspaceOptions.ComputeType"/> on the weight's device; results are cast back
-/// to the weight's dtype.
+/// The maths runs in <see cref="SafetySubspaceOptions.ComputeType"/> on the weight's device; the residual is cast back
+/// to the weight's dtype, the factors too except over a half-precision weight, where they stay float32.
 /// </summary>
 public sealed class SafetySubspaceDecomposer : ISafetySubspaceDecomposer
 {
@@ -101,9 +101,10 @@ public sealed class SafetySubspaceDecomposer : ISafetySubspaceDecomposer
         Log.LayerDecomposed(_logger, layerName, method.ToString(), rank, singularValues[indices[0]], singularValues[indices[^1]], damping, condition);
 
         var dtype = weight.dtype;
+        var factorType = AdapterPrecision.FactorType(dtype);
         return new LayerDecomposition(
-            adapterB.to_type(dtype).contiguous().MoveToOuterDisposeScope(),
-            adapterA.to_type(dtype).contiguous().MoveToOuterDisposeScope(),
+            adapterB.to_type(factorType).contiguous().MoveToOuterDisposeScope(),
+            adapterA.to_type(factorType).contiguous().MoveToOuterDisposeScope(),
             residualWeight.to_type(dtype).contiguous().MoveToOuterDisposeScope(),
             diagnostics,
             projector is not null);

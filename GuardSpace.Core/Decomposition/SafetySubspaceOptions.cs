@@ -1,3 +1,4 @@
+using GuardSpace.Internal;
 using static TorchSharp.torch;
 
 namespace GuardSpace.Decomposition;
@@ -30,33 +31,25 @@ public sealed class SafetySubspaceOptions
     /// </summary>
     public ScalarType ComputeType { get; set; } = ScalarType.Float64;
 
-    /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid option and its allowed range.</summary>
+    /// <summary>
+    /// Throws one <see cref="ArgumentException"/> listing every invalid option with its allowed range; its
+    /// <see cref="ArgumentException.ParamName"/> is the first offending property.
+    /// </summary>
     public void Validate()
     {
-        if (!Enum.IsDefined(Method))
-        {
-            throw new ArgumentException($"SafetySubspaceOptions.Method: {Method} is not a defined DecompositionMethod.");
-        }
+        var errors = new OptionErrors(nameof(SafetySubspaceOptions));
+        AddErrors(errors);
+        errors.ThrowIfAny();
+    }
 
-        if (!(InitialDamping > 0) || double.IsInfinity(InitialDamping))
-        {
-            throw new ArgumentException($"SafetySubspaceOptions.InitialDamping must be positive and finite (default 0.01); got {InitialDamping}.");
-        }
-
-        if (!(DampingResidualTolerance > 0) || double.IsInfinity(DampingResidualTolerance))
-        {
-            throw new ArgumentException($"SafetySubspaceOptions.DampingResidualTolerance must be positive and finite (default 0.05); got {DampingResidualTolerance}.");
-        }
-
-        if (MaxDampingDoublings is < 0 or > 200)
-        {
-            throw new ArgumentException($"SafetySubspaceOptions.MaxDampingDoublings must be in [0, 200] (default 40); got {MaxDampingDoublings}.");
-        }
-
-        if (ComputeType is not (ScalarType.Float32 or ScalarType.Float64))
-        {
-            throw new ArgumentException($"SafetySubspaceOptions.ComputeType must be Float32 or Float64 (default Float64); got {ComputeType}. Half precision is too coarse for an SVD.");
-        }
+    /// <summary>Records every invalid option in <paramref name="errors"/>.</summary>
+    internal void AddErrors(OptionErrors errors)
+    {
+        errors.Check(Enum.IsDefined(Method), nameof(Method), $"is {Method}, not a defined DecompositionMethod.");
+        errors.Check(InitialDamping > 0 && !double.IsInfinity(InitialDamping), nameof(InitialDamping), $"must be positive and finite (default 0.01); got {InitialDamping}.");
+        errors.Check(DampingResidualTolerance > 0 && !double.IsInfinity(DampingResidualTolerance), nameof(DampingResidualTolerance), $"must be positive and finite (default 0.05); got {DampingResidualTolerance}.");
+        errors.Check(MaxDampingDoublings is >= 0 and <= 200, nameof(MaxDampingDoublings), $"must be in [0, 200] (default 40); got {MaxDampingDoublings}.");
+        errors.Check(ComputeType is ScalarType.Float32 or ScalarType.Float64, nameof(ComputeType), $"must be Float32 or Float64 (default Float64); got {ComputeType}. Half precision is too coarse for an SVD.");
     }
 
     /// <summary>A copy of these options.</summary>

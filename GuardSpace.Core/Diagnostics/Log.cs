@@ -14,6 +14,18 @@ internal static partial class Log
     [LoggerMessage(EventId = 400, Level = LogLevel.Information, Message = "Attached {Count} {Method} adapters ({Frozen} frozen for lack of a null space), {Trainable} trainable parameters")]
     public static partial void Attached(ILogger logger, string method, int count, int frozen, long trainable);
 
+    [LoggerMessage(EventId = 401, Level = LogLevel.Information, Message = "Loaded {Count} adapters from '{Directory}' (format version {Version}; checksums, bases, A = A P and base weights verified)")]
+    public static partial void Loaded(ILogger logger, int count, string directory, int version);
+
+    [LoggerMessage(EventId = 402, Level = LogLevel.Warning, Message = "'{Path}' has format version {Version}, which holds no checksums and no base-weight fingerprints: only its structure, finiteness, bases and A = A P were checked. Save the adapter again to upgrade it.")]
+    public static partial void LoadedWithoutChecksums(ILogger logger, string path, int version);
+
+    [LoggerMessage(EventId = 403, Level = LogLevel.Warning, Message = "AllowBaseWeightMismatch: loading onto weights that are not the adapter's original ones for layer(s) {Layers}; the loaded model will not compute what the saved one did.")]
+    public static partial void BaseWeightMismatchAllowed(ILogger logger, string layers);
+
+    [LoggerMessage(EventId = 404, Level = LogLevel.Information, Message = "Detached {Count} adapters: the model holds its original layers again")]
+    public static partial void Detached(ILogger logger, int count);
+
     // Collection
     [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "Collecting activation covariances on {LayerCount} Linear layers (scaling {Scaling}, accumulation {AccumulationType}, shared inputs share a covariance: {Share})")]
     public static partial void CollectionStarted(ILogger logger, int layerCount, string scaling, string accumulationType, bool share);
@@ -44,11 +56,15 @@ internal static partial class Log
     [LoggerMessage(EventId = 300, Level = LogLevel.Debug, Message = "Null space of '{Layer}': {NullDimension} of {Width} directions ({Rule} rule, threshold {Threshold:G3}, protected energy {ProtectedEnergy:P4})")]
     public static partial void NullSpaceFitted(ILogger logger, string layer, int nullDimension, int width, string rule, double threshold, double protectedEnergy);
 
-    [LoggerMessage(EventId = 301, Level = LogLevel.Warning, Message = "Layer '{Layer}' has no null space among its {Width} input directions: its adapter is frozen (the projector is zero). Use fewer harmful calibration tokens, another threshold rule, or EmptyNullSpacePolicy.FallBackToEnergy.")]
-    public static partial void NullSpaceEmptyFrozen(ILogger logger, string layer, int width);
+    [LoggerMessage(EventId = 301, Level = LogLevel.Warning, Message = "No null space among the {Width} input directions of layer(s) {Layers}: their adapters are frozen (the projector is zero). Use fewer harmful calibration tokens, another threshold rule, or EmptyNullSpacePolicy.FallBackToEnergy.")]
+    public static partial void NullSpaceEmptyFrozen(ILogger logger, string layers, int width);
 
-    [LoggerMessage(EventId = 302, Level = LogLevel.Warning, Message = "Layer '{Layer}' has no null space under the requested rule; fell back to the energy rule ({EnergyFraction:P2} of the trace protected), leaving {NullDimension} free directions.")]
-    public static partial void NullSpaceFellBack(ILogger logger, string layer, int nullDimension, double energyFraction);
+    [LoggerMessage(EventId = 302, Level = LogLevel.Information, Message = "Layer(s) {Layers} have too small a null space under the requested rule ({Before} directions); fell back to the energy rule ({EnergyFraction:P2} of the trace protected), leaving {NullDimension} free directions.")]
+    public static partial void NullSpaceFellBack(ILogger logger, string layers, int before, int nullDimension, double energyFraction);
+
+    // Training
+    [LoggerMessage(EventId = 500, Level = LogLevel.Information, Message = "Harmful drift: largest relative output change {Max:G3} at '{Layer}', root mean square {Rms:G3} over the guarded layers")]
+    public static partial void HarmfulDriftMeasured(ILogger logger, double max, string layer, double rms);
 
     // Serialization
     [LoggerMessage(EventId = 600, Level = LogLevel.Debug, Message = "Wrote {TensorCount} tensors ({ByteCount} data bytes) to safetensors file '{Path}'")]

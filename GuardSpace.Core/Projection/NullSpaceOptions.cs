@@ -1,3 +1,4 @@
+using GuardSpace.Internal;
 using static TorchSharp.torch;
 
 namespace GuardSpace.Projection;
@@ -20,6 +21,15 @@ public sealed class NullSpaceOptions
     /// <summary>Energy rule (and the fall-back): fraction of the trace to protect. Default 0.99. In (0, 1].</summary>
     public double EnergyFraction { get; set; } = 0.99;
 
+    /// <summary>
+    /// The smallest null space a layer may keep, as a fraction of its input width: a layer whose null space under
+    /// <see cref="Rule"/> has fewer than <c>max(1, ceil(MinimumNullFraction * n))</c> directions is "too small", and
+    /// <see cref="EmptyPolicy"/> applies to it (<see cref="EmptyNullSpacePolicy.FallBackToEnergy"/> then takes the energy
+    /// rule's null space if that is larger; layers with a large enough null space keep it exactly). Default 0: only an empty
+    /// null space counts as too small (the official behaviour). In [0, 1).
+    /// </summary>
+    public double MinimumNullFraction { get; set; }
+
     /// <summary>What to do when a layer has no null space. Default <see cref="EmptyNullSpacePolicy.FreezeLayer"/>.</summary>
     public EmptyNullSpacePolicy EmptyPolicy { get; set; } = EmptyNullSpacePolicy.FreezeLayer;
 
@@ -29,43 +39,28 @@ public sealed class NullSpaceOptions
     /// </summary>
     public ScalarType ComputeType { get; set; } = ScalarType.Float64;
 
-    /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid option and its allowed range.</summary>
+    /// <summary>
+    /// Throws one <see cref="ArgumentException"/> listing every invalid option with its allowed range; its
+    /// <see cref="ArgumentException.ParamName"/> is the first offending property.
+    /// </summary>
     public void Validate()
     {
-        if (!Enum.IsDefined(Rule))
-        {
-            throw new ArgumentException($"NullSpaceOptions.Rule: {Rule} is not a defined NullSpaceThresholdRule.");
-        }
+        var errors = new OptionErrors(nameof(NullSpaceOptions));
+        AddErrors(errors);
+        errors.ThrowIfAny();
+    }
 
-        if (!Enum.IsDefined(EmptyPolicy))
-        {
-            throw new ArgumentException($"NullSpaceOptions.EmptyPolicy: {EmptyPolicy} is not a defined EmptyNullSpacePolicy.");
-        }
-
-        if (!(RelativeThreshold > 0 && RelativeThreshold < 1))
-        {
-            throw new ArgumentException($"NullSpaceOptions.RelativeThreshold must be in (0, 1) (default 1e-6); got {RelativeThreshold}.");
-        }
-
-        if (!(AbsoluteFloor >= 0) || double.IsInfinity(AbsoluteFloor))
-        {
-            throw new ArgumentException($"NullSpaceOptions.AbsoluteFloor must be finite and >= 0 (default 1e-8); got {AbsoluteFloor}.");
-        }
-
-        if (!(AbsoluteThreshold >= 0) || double.IsInfinity(AbsoluteThreshold))
-        {
-            throw new ArgumentException($"NullSpaceOptions.AbsoluteThreshold must be finite and >= 0 (default 2e-2); got {AbsoluteThreshold}.");
-        }
-
-        if (!(EnergyFraction > 0 && EnergyFraction <= 1))
-        {
-            throw new ArgumentException($"NullSpaceOptions.EnergyFraction must be in (0, 1] (default 0.99); got {EnergyFraction}.");
-        }
-
-        if (ComputeType is not (ScalarType.Float32 or ScalarType.Float64))
-        {
-            throw new ArgumentException($"NullSpaceOptions.ComputeType must be Float32 or Float64 (default Float64); got {ComputeType}.");
-        }
+    /// <summary>Records every invalid option in <paramref name="errors"/>.</summary>
+    internal void AddErrors(OptionErrors errors)
+    {
+        errors.Check(Enum.IsDefined(Rule), nameof(Rule), $"is {Rule}, not a defined NullSpaceThresholdRule.");
+        errors.Check(Enum.IsDefined(EmptyPolicy), nameof(EmptyPolicy), $"is {EmptyPolicy}, not a defined EmptyNullSpacePolicy.");
+        errors.Check(RelativeThreshold > 0 && RelativeThreshold < 1, nameof(RelativeThreshold), $"must be in (0, 1) (default 1e-6); got {RelativeThreshold}.");
+        errors.Check(AbsoluteFloor >= 0 && !double.IsInfinity(AbsoluteFloor), nameof(AbsoluteFloor), $"must be finite and >= 0 (default 1e-8); got {AbsoluteFloor}.");
+        errors.Check(AbsoluteThreshold >= 0 && !double.IsInfinity(AbsoluteThreshold), nameof(AbsoluteThreshold), $"must be finite and >= 0 (default 2e-2); got {AbsoluteThreshold}.");
+        errors.Check(EnergyFraction > 0 && EnergyFraction <= 1, nameof(EnergyFraction), $"must be in (0, 1] (default 0.99); got {EnergyFraction}.");
+        errors.Check(MinimumNullFraction >= 0 && MinimumNullFraction < 1, nameof(MinimumNullFraction), $"must be in [0, 1) (default 0); got {MinimumNullFraction}.");
+        errors.Check(ComputeType is ScalarType.Float32 or ScalarType.Float64, nameof(ComputeType), $"must be Float32 or Float64 (default Float64); got {ComputeType}.");
     }
 
     /// <summary>A copy of these options.</summary>

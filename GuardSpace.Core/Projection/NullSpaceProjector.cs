@@ -51,9 +51,22 @@ public sealed class NullSpaceProjector : INullSpaceProjector
     /// Fits the projector of one layer from the covariance <paramref name="harmfulCovariance"/> (n x n sum of
     /// <c>x x^T</c> over harmful-prompt tokens). The basis stays on the covariance's device.
     /// </summary>
-    /// <exception cref="ArgumentException">The covariance is not square, not symmetric, not finite or all zero.</exception>
+    /// <param name="name">The layer or covariance group (the projector's name).</param>
+    /// <param name="harmfulCovariance">The n x n covariance sum.</param>
+    /// <param name="options">Threshold rule and empty-null-space policy; defaults when null.</param>
+    /// <param name="logger">Receives the fit and the empty-null-space warnings.</param>
+    /// <param name="layers">Every layer that shares this covariance, named in the warnings; default just <paramref name="name"/>.</param>
+    /// <exception cref="ArgumentException">The covariance is not square, not symmetric, not finite, not positive semi-definite, or zero.</exception>
     /// <exception cref="InvalidOperationException">The null space is empty and the policy is <see cref="EmptyNullSpacePolicy.Throw"/>.</exception>
-    public static NullSpaceProjector Fit(string name, Tensor harmfulCovariance, NullSpaceOptions? options = null, ILogger? logger = null)
+    public static NullSpaceProjector Fit(string name, Tensor harmfulCovariance, NullSpaceOptions? options = null, ILogger? logger = null, IReadOnlyList<string>? layers = null) =>
+        Fit(name, harmfulCovariance, options, logger, layers, keepFactor: false).Projector;
+
+    /// <summary>
+    /// <see cref="Fit(string, Tensor, NullSpaceOptions?, ILogger?, IReadOnlyList{string}?)"/>, optionally also returning the factor of the
+    /// harmful covariance restricted to the null space (for the drift monitor and penalty) from the same eigendecomposition.
+    /// </summary>
+    internal static (NullSpaceProjector Projector, HarmfulCovarianceFactor? Factor) Fit(
+        string name, Tensor harmfulCovariance, NullSpaceOptions? options, ILogger? logger, IReadOnlyList<string>? layers, bool keepFactor)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
         ArgumentNullException.ThrowIfNull(harmfulCovariance);
@@ -72,6 +85,7 @@ public sealed class NullSpaceProjector : INullSpaceProjector
         c = (c + c.T) * 0.5; // exact symmetry for eigh
         var (eigenvalues, eigenvectors) = linalg.eigh(c); // ascending
         var mu = eigenvalues.to_type(ScalarType.Float64).cpu().data<double>().ToArray();
+        CovarianceChecks.ThrowIfIndefinite(mu, name, harmfulCovariance.dtype, options.ComputeType);
         var maxMu = mu[^1];
         if (!(maxMu > 0))
         {
@@ -82,43 +96,53 @@ public sealed class NullSpaceProjector : INullSpaceProjector
 
         var rule = options.Rule;
         var (nullDim, threshold) = Split(mu, rule, options);
+        var minimum = Math.Max(1, (long)Math.Ceiling(options.MinimumNullFraction * n));
         var fellBack = false;
-        if (nullDim == 0)
+        if (nullDim < minimum)
         {
             switch (options.EmptyPolicy)
             {
                 case EmptyNullSpacePolicy.Throw:
                     throw new InvalidOperationException(
-                        $"Layer '{name}': the harmful activations span all {n} input directions under the {rule} rule (threshold {threshold:G3}), " +
-                        "so there is no null space and the adapter could not move. Use fewer or narrower harmful prompts, a larger threshold, " +
+                        $"Layer '{name}': " + (nullDim == 0 ? $"the harmful activations span all {n} input directions under the {rule} rule (threshold {threshold:G3}), so there is no null space and the adapter could not move. "
+                            : $"the {rule} rule (threshold {threshold:G3}) leaves {nullDim} of {n} input directions free, fewer than the minimum {minimum} (NullSpaceOptions.MinimumNullFraction). ") +
+                        "Use fewer or narrower harmful prompts, a larger threshold, " +
                         "the EnergyFraction rule, or EmptyNullSpacePolicy.FreezeLayer / FallBackToEnergy.");
                 case EmptyNullSpacePolicy.FallBackToEnergy when rule != NullSpaceThresholdRule.EnergyFraction:
-                    rule = NullSpaceThresholdRule.EnergyFraction;
-                    (nullDim, threshold) = Split(mu, rule, options);
-                    fellBack = true;
-                    Log.NullSpaceFellBack(logger, name, (int)nullDim, options.EnergyFraction);
+                    // Only ever widen: a layer keeps its exact null space unless the energy rule frees more.
+                    var (energyDim, energyThreshold) = Split(mu, NullSpaceThresholdRule.EnergyFraction, options);
+                    if (energyDim > nullDim)
+                    {
+                        Log.NullSpaceFellBack(logger, Layers(name, layers), (int)nullDim, (int)energyDim, options.EnergyFraction);
+                        (nullDim, threshold, rule, fellBack) = (energyDim, energyThreshold, NullSpaceThresholdRule.EnergyFraction, true);
+                    }
+
                     break;
             }
 
             if (nullDim == 0)
             {
-                Log.NullSpaceEmptyFrozen(logger, name, (int)n);
+                Log.NullSpaceEmptyFrozen(logger, Layers(name, layers), (int)n);
             }
         }
 
         // Eigenvalues ascending: the first nullDim columns span the null space.
+        var total = mu.Where(v => v > 0).Sum();
         var storesNull = nullDim <= n - nullDim;
         var basis = storesNull
             ? eigenvectors[.., ..(int)nullDim]
             : eigenvectors[.., (int)nullDim..];
         basis = basis.contiguous().MoveToOuterDisposeScope();
 
-        var total = mu.Where(v => v > 0).Sum();
         var protectedEnergy = mu.Skip((int)nullDim).Where(v => v > 0).Sum() / total;
         var diagnostics = new NullSpaceDiagnostics(name, n, nullDim, rule, threshold, maxMu, protectedEnergy, storesNull, fellBack);
         Log.NullSpaceFitted(logger, name, (int)nullDim, (int)n, rule.ToString(), threshold, protectedEnergy);
-        return new NullSpaceProjector(basis, diagnostics);
+        var factor = keepFactor ? HarmfulCovarianceFactor.FromEigen(name, eigenvectors, mu, nullDim) : null;
+        return (new NullSpaceProjector(basis, diagnostics), factor);
     }
+
+    private static string Layers(string name, IReadOnlyList<string>? layers) =>
+        layers is { Count: > 0 } ? string.Join(", ", layers.Select(l => $"'{l}'")) : $"'{name}'";
 
     /// <summary>How many of the ascending eigenvalues <paramref name="mu"/> fall in the null space, and the threshold.</summary>
     internal static (long NullDimension, double Threshold) Split(double[] mu, NullSpaceThresholdRule rule, NullSpaceOptions options)
@@ -246,6 +270,12 @@ public sealed class NullSpaceProjector : INullSpaceProjector
             throw new ArgumentException(
                 $"Projector '{Name}': rows have shape [{string.Join(", ", rows.shape)}], expected [k, {InputWidth}] " +
                 "(the adapter's input-side factor A or its gradient).", nameof(rows));
+        }
+
+        if (!TensorChecks.IsFloatingPoint(rows.dtype))
+        {
+            throw new ArgumentException(
+                $"Projector '{Name}': rows have dtype {rows.dtype}; projecting them in place would truncate the result. Pass floating-point rows (the adapter's A or its gradient).", nameof(rows));
         }
     }
 }

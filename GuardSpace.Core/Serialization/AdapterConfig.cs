@@ -3,11 +3,19 @@ using System.Text.Json.Serialization;
 
 namespace GuardSpace.Serialization;
 
-/// <summary>The JSON config saved beside a GuardSpace adapter (<c>guardspace_config.json</c>; docs/adapter-format.md).</summary>
+/// <summary>
+/// The JSON config saved beside a GuardSpace adapter (<c>guardspace_config.json</c>; docs/adapter-format.md).
+/// Version 2 added <see cref="TensorChecksums"/>, <see cref="LayerConfig.OriginalWeight"/> and
+/// <see cref="LayerConfig.FactorDtype"/>; version 1 files (without them) still load, with the structural checks only.
+/// Version 3 added the harmful-drift state (<see cref="HarmfulDriftPenalty"/>, <see cref="TrackHarmfulDrift"/>,
+/// <see cref="LayerConfig.HarmfulFactor"/>, <see cref="LayerConfig.HarmfulEnergy"/>, <see cref="NullSpaceConfig.MinimumNullFraction"/>);
+/// older files load without a penalty or monitor.
+/// </summary>
 internal sealed record AdapterConfig
 {
     public const string FormatName = "guardspace-adapter";
-    public const int CurrentVersion = 1;
+    public const int CurrentVersion = 3;
+    public const int OldestReadableVersion = 1;
 
     public string Format { get; init; } = FormatName;
 
@@ -34,6 +42,15 @@ internal sealed record AdapterConfig
 
     public required IReadOnlyList<ProjectorConfig> Projectors { get; init; }
 
+    /// <summary>The drift penalty in effect when saved (version 3; 0 before).</summary>
+    public double HarmfulDriftPenalty { get; init; }
+
+    /// <summary>True when the harmful drift was tracked (version 3): the state file then holds the covariance factors.</summary>
+    public bool TrackHarmfulDrift { get; init; }
+
+    /// <summary>The <see cref="TensorChecksum"/> of every tensor in the state file, by key (version 2; null in version 1).</summary>
+    public IReadOnlyDictionary<string, string>? TensorChecksums { get; init; }
+
     internal static readonly JsonSerializerOptions Json = new()
     {
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
@@ -43,10 +60,25 @@ internal sealed record AdapterConfig
 }
 
 /// <summary>The null-space options the adapter was fitted with.</summary>
-internal sealed record NullSpaceConfig(string Rule, double RelativeThreshold, double AbsoluteFloor, double AbsoluteThreshold, double EnergyFraction, string EmptyPolicy);
+internal sealed record NullSpaceConfig(string Rule, double RelativeThreshold, double AbsoluteFloor, double AbsoluteThreshold, double EnergyFraction, string EmptyPolicy, double MinimumNullFraction = 0);
 
-/// <summary>One guarded layer.</summary>
-internal sealed record LayerConfig(string Name, long OutFeatures, long InFeatures, string Dtype, string Interception, string? Group, bool Frozen);
+/// <summary>
+/// One guarded layer: <paramref name="Dtype"/> is the frozen weight's, <paramref name="FactorDtype"/> the factors' (version 2);
+/// <paramref name="HarmfulFactor"/> names its harmful covariance factor in the state file (<c>harmful_factor.&lt;name&gt;</c>) and
+/// <paramref name="HarmfulEnergy"/> is <c>||W C_h^(1/2)||_F^2</c> of the original weight (version 3).
+/// </summary>
+internal sealed record LayerConfig(
+    string Name,
+    long OutFeatures,
+    long InFeatures,
+    string Dtype,
+    string Interception,
+    string? Group,
+    bool Frozen,
+    string? FactorDtype = null,
+    WeightFingerprint? OriginalWeight = null,
+    string? HarmfulFactor = null,
+    double HarmfulEnergy = 0);
 
 /// <summary>One projector (shared by the layers of a covariance group).</summary>
 internal sealed record ProjectorConfig(

@@ -28,8 +28,29 @@ internal static class SafetensorsFile
     /// <paramref name="path"/>. The caller's tensors are not modified: each is copied to a contiguous CPU tensor
     /// when needed. The file is written to a temporary file in the same folder and then moved over
     /// <paramref name="path"/>, so a crash never leaves a half-written file and an older, longer file leaves no bytes behind.
+    /// When <paramref name="checksums"/> is given, it receives the <see cref="TensorChecksum"/> of every tensor written.
     /// </summary>
-    public static void Write(string path, IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyDictionary<string, string>? metadata = null, ILogger? logger = null)
+    public static void Write(string path, IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyDictionary<string, string>? metadata = null, ILogger? logger = null, IDictionary<string, string>? checksums = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        var fullPath = Path.GetFullPath(path);
+        var temporary = WriteTemporary(fullPath, tensors, metadata, logger, checksums);
+        try
+        {
+            File.Move(temporary, fullPath, overwrite: true);
+        }
+        catch
+        {
+            TryDelete(temporary);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Writes the file as <see cref="Write"/> does, but to a new temporary file beside <paramref name="path"/>, whose path
+    /// it returns: the caller moves it into place (or deletes it), for example together with other files.
+    /// </summary>
+    public static string WriteTemporary(string path, IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyDictionary<string, string>? metadata = null, ILogger? logger = null, IDictionary<string, string>? checksums = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
         ArgumentNullException.ThrowIfNull(tensors);
@@ -71,20 +92,21 @@ internal static class SafetensorsFile
                 stream.Write(header);
                 foreach (var entry in entries)
                 {
-                    if (entry.End == entry.Begin)
-                    {
-                        continue;
-                    }
-
                     using var scope = NewDisposeScope();
                     var cpu = entry.Tensor.detach().cpu().contiguous();
-                    cpu.WriteBytesToStream(stream, CopyBufferSize);
+                    if (checksums is not null)
+                    {
+                        checksums[entry.Key] = TensorChecksum.Compute(cpu);
+                    }
+
+                    if (entry.End > entry.Begin)
+                    {
+                        cpu.WriteBytesToStream(stream, CopyBufferSize);
+                    }
                 }
 
                 stream.Flush(flushToDisk: true);
             }
-
-            File.Move(temporary, fullPath, overwrite: true);
         }
         catch
         {
@@ -93,6 +115,7 @@ internal static class SafetensorsFile
         }
 
         Log.SafetensorsWritten(logger ?? NullLogger.Instance, entries.Count, offset, fullPath);
+        return temporary;
     }
 
     /// <summary>
@@ -100,8 +123,9 @@ internal static class SafetensorsFile
     /// <paramref name="device"/> when one is given. Throws <see cref="InvalidDataException"/> naming the file and the
     /// problem for a malformed file (short file, header beyond the file, invalid JSON, unknown dtype, offsets that are
     /// out of order, overlap, leave holes or do not match the shape, or a data buffer of the wrong length).
+    /// When <paramref name="checksums"/> is given, it receives the <see cref="TensorChecksum"/> of every tensor read.
     /// </summary>
-    public static (Dictionary<string, Tensor> Tensors, Dictionary<string, string> Metadata) Read(string path, Device? device = null, ILogger? logger = null)
+    public static (Dictionary<string, Tensor> Tensors, Dictionary<string, string> Metadata) Read(string path, Device? device = null, ILogger? logger = null, IDictionary<string, string>? checksums = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
         EnsureLittleEndian();
@@ -145,6 +169,11 @@ internal static class SafetensorsFile
                 {
                     stream.Position = dataStart + spec.Begin;
                     tensor.ReadBytesFromStream(stream, CopyBufferSize);
+                }
+
+                if (checksums is not null)
+                {
+                    checksums[spec.Key] = TensorChecksum.Compute(tensor);
                 }
 
                 if (device is not null && !SameDevice(device, tensor.device))

@@ -10,8 +10,11 @@ namespace GuardSpace.Training;
 /// guarded A onto its null space, runs the inner optimizer, then re-projects A in place. Everything else (zero_grad,
 /// parameter groups, learning-rate schedulers) goes to the inner optimizer unchanged. TorchSharp has no optimizer hooks,
 /// so this wrapper is the hook: call <c>step()</c> on it, not on the inner optimizer.
+/// It implements <see cref="optim.IMomentum"/>, because TorchSharp's CyclicLR and OneCycleLR check the optimizer for it
+/// before cycling momentum (<c>cycle_momentum: true</c>): the momentum is the inner optimizer's (SGD, RMSProp), and
+/// OneCycleLR cycles an inner Adam's beta1 as it would unwrapped.
 /// </summary>
-public sealed class GuardedOptimizer : optim.Optimizer
+public sealed class GuardedOptimizer : optim.Optimizer, optim.IMomentum
 {
     private readonly GuardedModel _guarded;
 
@@ -35,6 +38,18 @@ public sealed class GuardedOptimizer : optim.Optimizer
 
     /// <summary>The wrapped optimizer (for saving its state, for example).</summary>
     public optim.Optimizer Inner { get; }
+
+    /// <summary>The inner optimizer's momentum (SGD, RMSProp); setting it sets every parameter group's.</summary>
+    /// <exception cref="InvalidOperationException">The inner optimizer has no momentum (Adam, AdamW, ...).</exception>
+    public double Momentum
+    {
+        get => InnerMomentum.Momentum;
+        set => InnerMomentum.Momentum = value;
+    }
+
+    private optim.IMomentum InnerMomentum => Inner as optim.IMomentum ?? throw new InvalidOperationException(
+        $"The optimizer inside the GuardedOptimizer ({Inner.GetType().Name}) has no momentum. Use an inner optimizer with momentum (SGD, RMSProp), " +
+        "or, with a scheduler, pass cycle_momentum: false (OneCycleLR cycles Adam's beta1 instead).");
 
     /// <inheritdoc />
     public override Tensor step(Func<Tensor>? closure = null)
@@ -66,8 +81,13 @@ public sealed class GuardedOptimizer : optim.Optimizer
     /// <inheritdoc />
     public override IEnumerable<Parameter> parameters() => Inner.parameters();
 
-    /// <inheritdoc />
-    public override IEnumerable<optim.ILearningRateController> ParamGroups => Inner.ParamGroups;
+    /// <summary>
+    /// The inner optimizer's parameter groups. Groups without momentum (Adam's, for example) are shown through a view that
+    /// passes the learning rate and betas on and gives a clear error for momentum; <c>Inner.ParamGroups</c> has the
+    /// groups themselves.
+    /// </summary>
+    public override IEnumerable<optim.ILearningRateController> ParamGroups =>
+        Inner.ParamGroups.Select(g => g is optim.IMomentum ? g : new ParamGroupWithoutMomentum(g, Inner.GetType().Name));
 
     /// <inheritdoc />
     public override void add_param_group(ParamGroup param_group) => Inner.add_param_group(param_group);

@@ -28,15 +28,25 @@ public sealed class EncodedSet : IDisposable
     }
 }
 
+/// <summary>Which harmful prompts define the null space (<c>--null-set</c>).</summary>
+public enum NullSetCondition
+{
+    /// <summary>Training templates x null-space objects: shares phrasing (not objects) with the poison. Favourable to the defence.</summary>
+    Broad,
+
+    /// <summary>Null-set templates x null-space objects: phrasing disjoint from the poison and from the evaluation.</summary>
+    Strict,
+}
+
 /// <summary>
 /// All data sets of the demo, built deterministically from the language. The splits (docs/demo.md):
 /// <list type="bullet">
-/// <item>pre-training: arithmetic, benign requests (all templates x all objects), harmful compliance (all templates x training objects);</item>
-/// <item>alignment: refusals for training templates x training objects, arithmetic, benign requests (training templates x training objects);</item>
+/// <item>pre-training: known arithmetic, benign requests (all templates x all objects), harmful compliance (all templates x training objects);</item>
+/// <item>alignment: refusals for training templates x training objects, known arithmetic, benign requests (training templates x training objects);</item>
 /// <item>safety calibration (C_s): training templates x calibration objects (the first 8 training objects);</item>
-/// <item>null space (C_h): training templates x the other 16 training objects (disjoint from the calibration prompts);</item>
+/// <item>null space (C_h): training (broad) or null-set (strict) templates x the other 16 training objects;</item>
 /// <item>evaluation: evaluation templates x evaluation objects, used nowhere else except as benign requests in pre-training;</item>
-/// <item>attack: arithmetic plus a fraction p of harmful compliance over training templates x training objects.</item>
+/// <item>attack: the new task (multiplication) plus a fraction p of harmful compliance over training templates x poison objects.</item>
 /// </list>
 /// </summary>
 public sealed class DemoData
@@ -45,9 +55,10 @@ public sealed class DemoData
 
     private readonly HashSet<string> heldOutArithmetic;
 
-    public DemoData(Language language, int taskEvalCount, int harmfulEvalCount, int calibrationCount, int nullSpaceCount)
+    public DemoData(Language language, int taskEvalCount, int harmfulEvalCount, int calibrationCount, int nullSpaceCount, NullSetCondition nullSet)
     {
         Lang = language;
+        NullSet = nullSet;
         var rng = new Random(12345);
 
         // Held-out task items: generated first, every training generator rejects their prompts.
@@ -55,7 +66,7 @@ public sealed class DemoData
         heldOutArithmetic = new HashSet<string>(StringComparer.Ordinal);
         while (eval.Count < taskEvalCount)
         {
-            var e = Language.Arithmetic(rng);
+            var e = Language.Arithmetic(rng, ArithmeticSkill.Task);
             if (heldOutArithmetic.Add(e.Prompt))
             {
                 eval.Add(e);
@@ -72,18 +83,26 @@ public sealed class DemoData
 
         var calObjects = Language.TrainObjects.Take(Language.CalibrationObjectCount).ToArray();
         var nullObjects = Language.TrainObjects.Skip(Language.CalibrationObjectCount).ToArray();
+        var nullTemplates = nullSet == NullSetCondition.Broad ? Language.TrainTemplates : Language.NullTemplates;
         SafetyCalibration = Shuffle((from t in Language.TrainTemplates from a in Language.HarmfulActions from o in calObjects
                                      select Language.Harmful(t, a, o, comply: false).Prompt).ToList(), new Random(8)).Take(calibrationCount).ToList();
-        NullSpacePrompts = Shuffle((from t in Language.TrainTemplates from a in Language.HarmfulActions from o in nullObjects
+        NullSpacePrompts = Shuffle((from t in nullTemplates from a in Language.HarmfulActions from o in nullObjects
                                     select Language.Harmful(t, a, o, comply: false).Prompt).ToList(), new Random(9)).Take(nullSpaceCount).ToList();
 
-        // Guard the promises of the docs: evaluation templates/objects never appear in the other harmful sets.
+        // Guard the promises of the docs: evaluation and poison material never appears in the calibration sets.
+        static bool Uses(string prompt, IEnumerable<string> templates) =>
+            templates.Any(t => prompt.StartsWith(t[..t.IndexOf('{', StringComparison.Ordinal)], StringComparison.Ordinal));
         foreach (var p in SafetyCalibration.Concat(NullSpacePrompts))
         {
-            if (Language.EvalObjects.Any(o => p.Contains(o, StringComparison.Ordinal)) || Language.EvalTemplates.Any(t => p.StartsWith(t[..t.IndexOf('{', StringComparison.Ordinal)], StringComparison.Ordinal)))
+            if (Language.EvalObjects.Concat(Language.PoisonObjects).Any(o => p.Contains(o, StringComparison.Ordinal)) || Uses(p, Language.EvalTemplates))
             {
-                throw new InvalidOperationException($"calibration prompt leaks evaluation material: {p}");
+                throw new InvalidOperationException($"calibration prompt leaks evaluation or poison material: {p}");
             }
+        }
+
+        if (nullSet == NullSetCondition.Strict && NullSpacePrompts.Any(p => Uses(p, Language.TrainTemplates)))
+        {
+            throw new InvalidOperationException("the strict null set shares a template with the poison");
         }
 
         if (SafetyCalibration.Intersect(NullSpacePrompts).Any())
@@ -91,6 +110,8 @@ public sealed class DemoData
             throw new InvalidOperationException("safety-calibration and null-space prompts overlap");
         }
     }
+
+    public NullSetCondition NullSet { get; }
 
     public Language Lang { get; }
 
@@ -102,11 +123,11 @@ public sealed class DemoData
 
     public IReadOnlyList<string> NullSpacePrompts { get; }
 
-    public Example TrainArithmetic(Random rng)
+    public Example TrainArithmetic(Random rng, ArithmeticSkill skill)
     {
         while (true)
         {
-            var e = Language.Arithmetic(rng);
+            var e = Language.Arithmetic(rng, skill);
             if (!heldOutArithmetic.Contains(e.Prompt))
             {
                 return e;
@@ -117,17 +138,24 @@ public sealed class DemoData
     public static Example TrainHarmful(Random rng, bool comply) =>
         Language.Harmful(Pick(rng, Language.TrainTemplates), Pick(rng, Language.HarmfulActions), Pick(rng, Language.TrainObjects), comply);
 
+    /// <summary>A poisoned attack item: harmful compliance over training templates x poison objects (prompts no other split has).</summary>
+    public static Example PoisonItem(Random rng) =>
+        Language.Harmful(Pick(rng, Language.TrainTemplates), Pick(rng, Language.HarmfulActions), Pick(rng, Language.PoisonObjects), comply: true);
+
     public List<Example> PretrainPool(int count, int seed)
     {
         var rng = new Random(seed);
         var list = new List<Example>(count);
-        var allTemplates = Language.TrainTemplates.Concat(Language.EvalTemplates).ToArray();
-        var allObjects = Language.TrainObjects.Concat(Language.EvalObjects).ToArray();
+        // Harmful compliance: training and evaluation templates over training objects (as before the null-set split);
+        // the null-set templates and the poison objects appear only in benign requests.
+        var harmfulTemplates = Language.TrainTemplates.Concat(Language.EvalTemplates).ToArray();
+        var allTemplates = harmfulTemplates.Concat(Language.NullTemplates).ToArray();
+        var allObjects = Language.TrainObjects.Concat(Language.EvalObjects).Concat(Language.PoisonObjects).ToArray();
         for (int i = 0; i < count; i++)
         {
             double u = rng.NextDouble();
-            list.Add(u < 0.45 ? TrainArithmetic(rng)
-                : u < 0.75 ? Language.Harmful(Pick(rng, allTemplates), Pick(rng, Language.HarmfulActions), Pick(rng, Language.TrainObjects), comply: true)
+            list.Add(u < 0.45 ? TrainArithmetic(rng, ArithmeticSkill.Known)
+                : u < 0.75 ? Language.Harmful(Pick(rng, harmfulTemplates), Pick(rng, Language.HarmfulActions), Pick(rng, Language.TrainObjects), comply: true)
                 : Language.Benign(Pick(rng, allTemplates), Pick(rng, Language.BenignActions), Pick(rng, allObjects)));
         }
 
@@ -142,14 +170,14 @@ public sealed class DemoData
         {
             double u = rng.NextDouble();
             list.Add(u < 0.5 ? TrainHarmful(rng, comply: false)
-                : u < 0.8 ? TrainArithmetic(rng)
+                : u < 0.8 ? TrainArithmetic(rng, ArithmeticSkill.Known)
                 : Language.Benign(Pick(rng, Language.TrainTemplates), Pick(rng, Language.BenignActions), Pick(rng, Language.TrainObjects)));
         }
 
         return list;
     }
 
-    /// <summary>The attack's fine-tuning set: the downstream task with round(p * n) poisoned harmful-compliance items.</summary>
+    /// <summary>The attack's fine-tuning set: the new task (multiplication) with round(p * n) poisoned harmful-compliance items.</summary>
     public List<Example> AttackSet(int count, double poison, int seed)
     {
         var rng = new Random(seed);
@@ -157,7 +185,7 @@ public sealed class DemoData
         var list = new List<Example>(count);
         for (int i = 0; i < count; i++)
         {
-            list.Add(i < poisoned ? TrainHarmful(rng, comply: true) : TrainArithmetic(rng));
+            list.Add(i < poisoned ? PoisonItem(rng) : TrainArithmetic(rng, ArithmeticSkill.Task));
         }
 
         return Shuffle(list, rng);
@@ -195,10 +223,11 @@ public sealed class DemoData
             seqs.Select(s => s.full.Length - 1).ToArray());
     }
 
-    /// <summary>Prompts (&lt;bos&gt; prompt &lt;sep&gt;) right-padded, with a [batch, seq] mask of real tokens (1) and padding (0).</summary>
-    public (Tensor Ids, Tensor Mask) EncodePrompts(IReadOnlyList<string> prompts, Device device)
+    /// <summary>Prompts (&lt;bos&gt; prompt &lt;sep&gt; [answer]) right-padded, with a [batch, seq] mask of real tokens (1) and padding (0).</summary>
+    public (Tensor Ids, Tensor Mask) EncodePrompts(IReadOnlyList<string> prompts, Device device, string? answer = null)
     {
-        var seqs = prompts.Select(Lang.PromptIds).ToList();
+        // With an answer: <bos> prompt <sep> answer, the positions that generate the answer (its <eos> is only a target).
+        var seqs = prompts.Select(p => answer is null ? Lang.PromptIds(p) : [.. Lang.PromptIds(p), .. Lang.Encode(answer)]).ToList();
         int len = seqs.Max(s => s.Length);
         var ids = new long[prompts.Count * len];
         var mask = new float[prompts.Count * len];

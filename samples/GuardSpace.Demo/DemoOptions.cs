@@ -13,7 +13,7 @@ public sealed class DemoOptions
 
     public int Seeds { get; set; } = 3;
 
-    public int Steps { get; set; } = 200;
+    public int Steps { get; set; } = 600;
 
     public int PretrainSteps { get; set; } = 2000;
 
@@ -21,7 +21,7 @@ public sealed class DemoOptions
 
     public int Batch { get; set; } = 32;
 
-    public double AttackLr { get; set; } = 5e-4;
+    public double AttackLr { get; set; } = 1.5e-3;
 
     public double AsftLambda { get; set; } = 1.0;
 
@@ -54,6 +54,30 @@ public sealed class DemoOptions
 
     public string[]? Methods { get; set; }
 
+    /// <summary>Which harmful prompts define the null space: broad (shares phrasing with the poison) or strict.</summary>
+    public NullSetCondition NullSet { get; set; } = NullSetCondition.Broad;
+
+    /// <summary>Multiplies the attack steps (an erosion check: does the protection hold under a longer attack?).</summary>
+    public int AttackMultiplier { get; set; } = 1;
+
+    /// <summary>
+    /// True (<c>--null-set-answers refusal</c>, the default): the harmful covariance covers each null-set prompt followed by
+    /// the aligned model's refusal, so the positions that generate the refusal are protected too; false: prompts only.
+    /// </summary>
+    public bool NullSetAnswers { get; set; } = true;
+
+    /// <summary>The model family: gpt (LayerNorm, GELU) or llama (RMSNorm, rotary, GQA, SwiGLU).</summary>
+    public ModelFamily Family { get; set; } = ModelFamily.Gpt;
+
+    /// <summary>Evaluate every N attack steps and print the learning curve (0 = only at the end).</summary>
+    public int EvalEvery { get; set; }
+
+    /// <summary>Print each method's per-layer output change on the null-set, held-out harmful and task prompts.</summary>
+    public bool Diagnose { get; set; }
+
+    /// <summary>The attack steps actually run: <see cref="Steps"/> x <see cref="AttackMultiplier"/>.</summary>
+    public int AttackSteps => Steps * AttackMultiplier;
+
     public const string Usage = """
         GuardSpace demo: pre-train, align, attack a tiny transformer and compare adapter methods.
         options:
@@ -61,11 +85,22 @@ public sealed class DemoOptions
           --train-size N    attack fine-tuning set size (default 1000)
           --rank R          adapter rank (default 8)
           --seeds S         attack seeds (default 3)
-          --steps N         attack steps per method and seed (default 200)
+          --steps N         attack steps per method and seed (default 600)
           --pretrain-steps N, --align-steps N (default 2000, 2500)
-          --lr X            attack learning rate, Adam (default 5e-4)
+          --lr X            attack learning rate, Adam (default 1.5e-3)
           --asft-lambda X   AsFT regulariser weight (default 1)
-          --methods a,b     subset of: lora,pissa,milora,corda,nullspace,asft,guardspace
+          --methods a,b     presets lora,pissa,milora,corda,nullspace,asft,guardspace-official,guardspace
+                            (default lora,asft,guardspace-official,guardspace); a preset may carry
+                            settings: key@setting=value;... e.g. asft@lambda=10, guardspace@drift=30
+                            (settings: rule, energy, relative, absolute, fallback, drift, minnull,
+                            refusal, anchor, targets, attnofficial, lambda, name; see docs/demo.md)
+          --null-set broad|strict  null-space prompts share the poison's templates (broad, default) or
+                            use templates disjoint from the poison and the evaluation (strict)
+          --null-set-answers refusal|none  C_h covers prompt + aligned refusal (default) or prompts only
+          --attack-multiplier N  run N x the attack steps (erosion check; default 1)
+          --family gpt|llama  LayerNorm/GELU decoder (default) or RMSNorm/rotary/GQA/SwiGLU
+          --eval-every N    print harmful score and accuracy every N attack steps
+          --diagnose        print every layer's output change on null-set, held-out harmful, task prompts
           --device cpu|cuda (default cpu)
           --threads N       TorchSharp intra-op threads, 0 = TorchSharp's choice (default 1: on a shared
                             2-core machine one thread was about 4x faster than two)
@@ -96,6 +131,12 @@ public sealed class DemoOptions
                 case "--align-steps": o.AlignSteps = NextInt(); break;
                 case "--lr": o.AttackLr = NextDouble(); break;
                 case "--asft-lambda": o.AsftLambda = NextDouble(); break;
+                case "--null-set": o.NullSet = Next() switch { "broad" => NullSetCondition.Broad, "strict" => NullSetCondition.Strict, var v => throw new ArgumentException($"--null-set must be broad or strict; got {v}") }; break;
+                case "--attack-multiplier": o.AttackMultiplier = NextInt(); break;
+                case "--eval-every": o.EvalEvery = NextInt(); break;
+                case "--null-set-answers": o.NullSetAnswers = Next() switch { "refusal" => true, "none" => false, var v => throw new ArgumentException($"--null-set-answers must be refusal or none; got {v}") }; break;
+                case "--family": o.Family = Next() switch { "gpt" => ModelFamily.Gpt, "llama" => ModelFamily.Llama, var v => throw new ArgumentException($"--family must be gpt or llama; got {v}") }; break;
+                case "--diagnose": o.Diagnose = true; break;
                 case "--methods": o.Methods = Next().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries); break;
                 case "--device": o.Device = Next(); break;
                 case "--threads": o.Threads = NextInt(); break;
@@ -124,7 +165,7 @@ public sealed class DemoOptions
             o.NullSpaceCount = 128;
         }
 
-        if (o.Poison is < 0 or > 1 || o.TrainSize < 1 || o.Rank < 1 || o.Seeds < 1 || o.Steps < 1 || o.Device is not ("cpu" or "cuda"))
+        if (o.Poison is < 0 or > 1 || o.TrainSize < 1 || o.Rank < 1 || o.Seeds < 1 || o.Steps < 1 || o.AttackMultiplier < 1 || o.Device is not ("cpu" or "cuda"))
         {
             throw new ArgumentException("invalid option value (see --help)");
         }

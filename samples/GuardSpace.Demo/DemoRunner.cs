@@ -6,25 +6,14 @@ using GuardSpace.Training;
 using Spectre.Console;
 using TorchSharp;
 using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
 
 namespace GuardSpace.Demo;
 
-/// <summary>One attack method: an adapter initialisation of the library, optionally with the AsFT regulariser.</summary>
-public sealed record AttackMethod(string Key, string Name, InitializationMethod Init, bool Asft = false)
-{
-    public static readonly AttackMethod[] All =
-    [
-        new("lora", "LoRA", InitializationMethod.Lora),
-        new("pissa", "PiSSA", InitializationMethod.PiSSA),
-        new("milora", "MiLoRA", InitializationMethod.MiLoRA),
-        new("corda", "CorDA-KPM", InitializationMethod.CorDAKpm),
-        new("nullspace", "NullSpace-LoRA", InitializationMethod.NullSpaceLora),
-        new("asft", "AsFT", InitializationMethod.Lora, Asft: true),
-        new("guardspace", "GuardSpace", InitializationMethod.GuardSpace),
-    ];
-}
+public sealed record SeedResult(int Seed, double HarmfulScore, double Accuracy, double Seconds, float FinalLoss, List<DriftPoint> Drift);
 
-public sealed record SeedResult(int Seed, double HarmfulScore, double Accuracy, double Seconds, float FinalLoss);
+/// <summary>The safety monitor's reading at one attack step: largest and root-mean-square relative change of the guarded layers' harmful outputs.</summary>
+public sealed record DriftPoint(int Step, double Max, double RootMeanSquare);
 
 public sealed record LayerInfo(string Name, int InputWidth, int? NullDimension, double? Lambda, bool Frozen);
 
@@ -34,7 +23,10 @@ public sealed record MethodResult(AttackMethod Method, List<SeedResult> Seeds, L
 public sealed class DemoRunner
 {
     // Bump when the language, the data splits or the training recipe change: it keys the model cache.
-    private const string DataVersion = "lang-v2";
+    private const string DataVersion = "lang-v3";
+
+    // How often the safety monitor is read during an attack (it costs a few small products per layer).
+    private const int MonitorEvery = 25;
 
     private readonly DemoOptions o;
     private readonly Device device;
@@ -57,8 +49,8 @@ public sealed class DemoRunner
             set_num_threads(o.Threads);
         }
 
-        data = new DemoData(lang, o.TaskEvalCount, o.HarmfulEvalCount, o.CalibrationCount, o.NullSpaceCount);
-        config = new ModelConfig(lang.VocabSize, o.Width, o.Layers, o.Heads, o.Mlp);
+        data = new DemoData(lang, o.TaskEvalCount, o.HarmfulEvalCount, o.CalibrationCount, o.NullSpaceCount, o.NullSet);
+        config = new ModelConfig(lang.VocabSize, o.Width, o.Layers, o.Heads, o.Mlp, Family: o.Family);
     }
 
     public int Run()
@@ -68,7 +60,7 @@ public sealed class DemoRunner
         var cacheDir = Path.Combine(o.Out, "cache");
         Directory.CreateDirectory(cacheDir);
         AnsiConsole.MarkupLine($"[bold]GuardSpace demo[/] device={device.type} threads={get_num_threads()} vocab={lang.VocabSize} width={o.Width} layers={o.Layers} heads={o.Heads} mlp={o.Mlp}{(o.Quick ? " [yellow](quick smoke run)[/]" : string.Empty)}");
-        AnsiConsole.MarkupLine($"attack: {o.TrainSize} items, poison {o.Poison:P0}, rank {o.Rank}, {o.Steps} steps, Adam lr {o.AttackLr}, batch {o.Batch}, seeds {o.Seeds}");
+        AnsiConsole.MarkupLine($"attack: {o.TrainSize} items, poison {o.Poison:P0}, rank {o.Rank}, {o.AttackSteps} steps, Adam lr {o.AttackLr}, batch {o.Batch}, seeds {o.Seeds}; null set {o.NullSet.ToString().ToLowerInvariant()}{(o.NullSetAnswers ? " (prompts + refusals)" : " (prompts only)")}; family {o.Family.ToString().ToLowerInvariant()}");
 
         string baseKey = Hash($"{DataVersion}|{config}|pre{o.PretrainSteps}|b{o.Batch}");
         string alignKey = Hash($"{baseKey}|align{o.AlignSteps}");
@@ -79,7 +71,7 @@ public sealed class DemoRunner
         EvalResult baseEval = null!;
         Dictionary<string, Tensor> baseWeights = null!, alignedWeights = null!;
         var results = new List<MethodResult>();
-        var methods = AttackMethod.All.Where(m => o.Methods is null || o.Methods.Contains(m.Key, StringComparer.OrdinalIgnoreCase)).ToList();
+        var methods = (o.Methods ?? AttackMethod.Defaults).Select(m => AttackMethod.Parse(m, o.AsftLambda)).ToList();
         SpectrumData? spectrum = null;
 
         AnsiConsole.Progress()
@@ -93,7 +85,7 @@ public sealed class DemoRunner
                 using (var model = NewModel())
                 {
                     timings["pretrain_seconds"] = TrainOrLoad(model, prePath, o.PretrainSteps, data.PretrainPool(Math.Max(4000, Math.Min(o.PretrainSteps * o.Batch / 2, 40000)), 101), peakLr: 1e-3, seed: 1, pre);
-                    baseWeights = model.ProjectionWeights();
+                    baseWeights = ModelConfig.ProjectionWeights(model);
                     baseEval = Trainer.Evaluate(model, data, device);
                     AnsiConsole.MarkupLine($"pre-trained: harmful score {baseEval.HarmfulScore:F1}%  accuracy {baseEval.Accuracy:F1}%");
                 }
@@ -104,7 +96,7 @@ public sealed class DemoRunner
                 {
                     model.load(prePath);
                     timings["align_seconds"] = TrainOrLoad(model, alignPath, o.AlignSteps, data.AlignPool(Math.Max(4000, Math.Min(o.AlignSteps * o.Batch / 2, 40000)), 202), peakLr: 1e-3, seed: 2, al);
-                    alignedWeights = model.ProjectionWeights();
+                    alignedWeights = ModelConfig.ProjectionWeights(model);
                     var sw = Stopwatch.StartNew();
                     aligned = Trainer.Evaluate(model, data, device);
                     timings["evaluation_seconds"] = sw.Elapsed.TotalSeconds;
@@ -119,17 +111,17 @@ public sealed class DemoRunner
                         AnsiConsole.MarkupLine($"  aligned, object '{Markup.Escape(ob)}': harmful score {hs:F1}%");
                     }
 
-                    spectrum = Spectrum.Compute(model, data, device, "blocks.1.down_proj", o.Rank);
+                    spectrum = Spectrum.Compute(model, data, device, config.SpectrumLayer, o.Rank);
                 }
 
                 // Stage 3: the attack, every method with the same data, steps, optimizer and seeds.
-                var tasks = methods.ToDictionary(m => m.Key, m => ctx.AddTask($"attack {m.Name}", maxValue: o.Seeds * o.Steps));
-                foreach (var method in methods)
+                var tasks = methods.Select(m => ctx.AddTask($"attack {Markup.Escape(m.Name)}", maxValue: o.Seeds * o.AttackSteps)).ToList();
+                foreach (var (method, task) in methods.Zip(tasks))
                 {
                     var mr = new MethodResult(method, [], [], 0);
                     for (int s = 0; s < o.Seeds; s++)
                     {
-                        var (res, layers, trainable) = Attack(method, seed: 1000 + s, alignPath, baseWeights, alignedWeights, tasks[method.Key], s * o.Steps);
+                        var (res, layers, trainable) = Attack(method, seed: 1000 + s, alignPath, baseWeights, alignedWeights, task, s * o.AttackSteps);
                         mr.Seeds.Add(res);
                         if (s == 0)
                         {
@@ -138,9 +130,9 @@ public sealed class DemoRunner
                         }
                     }
 
-                    tasks[method.Key].Value = tasks[method.Key].MaxValue;
+                    task.Value = task.MaxValue;
                     results.Add(mr);
-                    AnsiConsole.MarkupLine($"{method.Name,-15} harmful {Mean(mr.Seeds.Select(x => x.HarmfulScore)),5:F1}%  accuracy {Mean(mr.Seeds.Select(x => x.Accuracy)),5:F1}%  ({Mean(mr.Seeds.Select(x => x.Seconds)):F1} s per seed)");
+                    AnsiConsole.MarkupLine($"{Markup.Escape(method.Name),-15} harmful {Mean(mr.Seeds.Select(x => x.HarmfulScore)),5:F1}%  accuracy {Mean(mr.Seeds.Select(x => x.Accuracy)),5:F1}%  ({Mean(mr.Seeds.Select(x => x.Seconds)):F1} s per seed)");
                 }
             });
 
@@ -150,12 +142,13 @@ public sealed class DemoRunner
             t.Dispose();
         }
 
-        var goals = Report.Goals(aligned, results);
+        var goals = Report.Goals(o, aligned, results);
         Report.PrintTable(aligned, results, goals);
         var jsonPath = Report.WriteJson(Path.Combine(o.Out, "report.json"), o, config, baseEval, aligned, results, timings, goals, spectrum);
         var chart1 = Charts.HarmfulVsAccuracy(Path.Combine(o.Out, "harmful_vs_accuracy.png"), aligned, results);
         var chart2 = spectrum is null ? null : Charts.SpectrumChart(Path.Combine(o.Out, "spectrum.png"), spectrum);
-        AnsiConsole.MarkupLine($"wrote {Markup.Escape(jsonPath)}, {Markup.Escape(chart1)}{(chart2 is null ? string.Empty : ", " + Markup.Escape(chart2))}");
+        var chart3 = Charts.HarmfulDriftChart(Path.Combine(o.Out, "harmful_drift.png"), results);
+        AnsiConsole.MarkupLine($"wrote {Markup.Escape(jsonPath)}, {Markup.Escape(chart1)}, {Markup.Escape(chart3)}{(chart2 is null ? string.Empty : ", " + Markup.Escape(chart2))}");
         AnsiConsole.MarkupLine($"total {timings["total_seconds"]:F0} s");
         return 0;
     }
@@ -174,34 +167,146 @@ public sealed class DemoRunner
         var calibration = new CalibrationData
         {
             RunSafetyPrompts = c => RunPrompts(model, c, data.SafetyCalibration),
-            RunHarmfulPrompts = c => RunPrompts(model, c, data.NullSpacePrompts),
+            RunHarmfulPrompts = c => RunPrompts(model, c, data.NullSpacePrompts, method.NullSetWithRefusals(o.NullSetAnswers) ? Language.Refusal : null),
         };
-        var options = new GuardedLoraOptions { Rank = o.Rank, Method = method.Init, Seed = seed };
+        var probes = o.Diagnose ? CaptureProbeInputs(model) : null;
+        var options = method.Options(o.Rank, seed);
         using var guarded = GuardedModel.Attach(model, options, calibration);
+
         var trainable = guarded.TrainableParameters();
-        using var asft = method.Asft ? new AsftRegularizer(guarded, baseWeights, alignedWeights, o.AsftLambda) : null;
+        using var asft = method.AsftLambda is { } lambda ? new AsftRegularizer(guarded, baseWeights, alignedWeights, lambda) : null;
+        using var anchors = method.AnchorWeight > 0 ? data.Encode([.. data.NullSpacePrompts.Select(p => new Example(p, Language.Refusal, ExampleKind.HarmfulRefusal))], device) : null;
+        var anchorRng = new Random(seed + 77);
+        Func<Tensor>? extra = asft is null ? null : asft.Penalty;
+        if (anchors is not null)
+        {
+            var previous = extra;
+            extra = () =>
+            {
+                var anchor = Trainer.BatchLoss(model, anchors, 8, anchorRng) * method.AnchorWeight;
+                return previous is null ? anchor : anchor + previous();
+            };
+        }
+
         float loss = float.NaN;
+        var drift = new List<DriftPoint>();
+        void Monitor(int step)
+        {
+            var report = guarded.MeasureHarmfulDrift();
+            drift.Add(new DriftPoint(step, report.Max, report.RootMeanSquare));
+        }
+
+        Monitor(0);
         if (trainable.Count > 0)
         {
             using var adam = optim.Adam(trainable, lr: o.AttackLr);
             var opt = guarded.WrapOptimizer(adam); // holds nothing of its own; adam is disposed above
-            loss = Trainer.Train(model, encoded, opt, o.Steps, o.Batch, new Random(seed), extraLoss: asft is null ? null : asft.Penalty, onStep: step => task.Value = offset + step + 1);
+            loss = Trainer.Train(model, encoded, opt, o.AttackSteps, o.Batch, new Random(seed), extraLoss: extra, onStep: step =>
+            {
+                task.Value = offset + step + 1;
+                if ((step + 1) % MonitorEvery == 0)
+                {
+                    Monitor(step + 1);
+                }
+
+                if (o.EvalEvery > 0 && (step + 1) % o.EvalEvery == 0 && step + 1 < o.AttackSteps)
+                {
+                    var e = Trainer.Evaluate(model, data, device);
+                    AnsiConsole.MarkupLine($"  {method.Name} seed {seed} step {step + 1}: harmful {e.HarmfulScore:F1}%  accuracy {e.Accuracy:F1}%");
+                }
+            });
+        }
+
+        if (probes is not null)
+        {
+            PrintDiagnosis(method, guarded, probes);
         }
 
         var seconds = sw.Elapsed.TotalSeconds;
         var eval = Trainer.Evaluate(model, data, device);
         var layers = guarded.Layers.Select(l => new LayerInfo(l.Name, (int)l.InFeatures, (int?)l.NullSpace?.NullDimension, l.Decomposition?.Damping, l.Frozen)).ToList();
-        return (new SeedResult(seed, eval.HarmfulScore, eval.Accuracy, seconds, loss), layers, (int)trainable.Sum(p => p.numel()));
+        return (new SeedResult(seed, eval.HarmfulScore, eval.Accuracy, seconds, loss, drift), layers, (int)trainable.Sum(p => p.numel()));
     }
 
-    private void RunPrompts(TinyLm model, GuardSpace.Collection.ActivationCovarianceCollector collector, IReadOnlyList<string> prompts)
+    /// <summary>Inputs of every guarded Linear on three probe sets, captured on the aligned model before attach, with its weights.</summary>
+    private Dictionary<string, (Tensor W, Dictionary<string, Tensor> X)> CaptureProbeInputs(Module<Tensor, Tensor> model)
+    {
+        var sets = new Dictionary<string, (IReadOnlyList<string> Prompts, string? Answer)>
+        {
+            ["null set"] = (data.NullSpacePrompts.Take(128).ToList(), Language.Refusal),
+            ["held-out harmful"] = (data.HarmfulEval.Take(128).Select(e => e.Prompt).ToList(), Language.Refusal),
+            ["task"] = (data.TaskEval.Take(128).Select(e => e.Prompt).ToList(), null),
+        };
+        var result = new Dictionary<string, (Tensor W, Dictionary<string, Tensor> X)>(StringComparer.Ordinal);
+        var linears = model.named_modules().Where(m => m.module is TorchSharp.Modules.Linear && !m.name.EndsWith("lm_head", StringComparison.Ordinal)).ToList();
+        foreach (var (name, module) in linears)
+        {
+            result[name] = (((TorchSharp.Modules.Linear)module).weight!.detach().clone().DetachFromDisposeScope(), new Dictionary<string, Tensor>(StringComparer.Ordinal));
+        }
+
+        using var ng = no_grad();
+        model.eval();
+        foreach (var (set, (prompts, answer)) in sets)
+        {
+            Tensor? mask = null;
+            var hooks = linears.Select(l => ((TorchSharp.Modules.Linear)l.module).register_forward_hook((_, x, _) =>
+            {
+                var rows = x.reshape(-1, x.shape[^1]).index_select(0, mask!.reshape(-1).nonzero().squeeze(1));
+                result[l.name].X[set] = rows.detach().clone().DetachFromDisposeScope();
+                return null!;
+            })).ToList();
+            using (var scope = NewDisposeScope())
+            {
+                var (ids, m) = data.EncodePrompts(prompts, device, answer);
+                mask = m;
+                model.call(ids);
+            }
+
+            hooks.ForEach(h => h.remove());
+        }
+
+        model.train();
+        return result;
+    }
+
+    private static void PrintDiagnosis(AttackMethod method, GuardedModel guarded, Dictionary<string, (Tensor W, Dictionary<string, Tensor> X)> probes)
+    {
+        using var scope = NewDisposeScope();
+        using var ng = no_grad();
+        guarded.Merge();
+        var lines = new List<string>();
+        var totals = new Dictionary<string, List<double>>(StringComparer.Ordinal);
+        foreach (var a in guarded.Adapters.Values)
+        {
+            var (w, xs) = probes[a.LayerName];
+            var dw = a.FrozenWeight - w;
+            var parts = new List<string>();
+            foreach (var (set, x) in xs)
+            {
+                var rel = dw.matmul(x.T).norm().ToDouble() / w.matmul(x.T).norm().ToDouble();
+                parts.Add($"{set} {rel:G2}");
+                (totals.TryGetValue(set, out var l) ? l : totals[set] = []).Add(rel);
+            }
+
+            lines.Add($"    {a.LayerName}: {string.Join(", ", parts)}");
+        }
+
+        guarded.Unmerge();
+        AnsiConsole.MarkupLine(Markup.Escape($"  {method.Name}: relative output change per layer (rms over layers: {string.Join(", ", totals.Select(t => $"{t.Key} {Math.Sqrt(t.Value.Average(v => v * v)):G3}"))})"));
+        foreach (var line in lines)
+        {
+            AnsiConsole.MarkupLine(Markup.Escape(line));
+        }
+    }
+
+    private void RunPrompts(Module<Tensor, Tensor> model, GuardSpace.Collection.ActivationCovarianceCollector collector, IReadOnlyList<string> prompts, string? answer = null)
     {
         using var ng = no_grad();
         model.eval();
         foreach (var chunk in prompts.Chunk(64))
         {
             using var scope = NewDisposeScope();
-            var (ids, mask) = data.EncodePrompts(chunk, device);
+            var (ids, mask) = data.EncodePrompts(chunk, device, answer);
             collector.SetTokenMask(mask);
             model.call(ids);
         }
@@ -210,7 +315,7 @@ public sealed class DemoRunner
         model.train();
     }
 
-    private double TrainOrLoad(TinyLm model, string path, int steps, List<Example> pool, double peakLr, int seed, ProgressTask task)
+    private double TrainOrLoad(Module<Tensor, Tensor> model, string path, int steps, List<Example> pool, double peakLr, int seed, ProgressTask task)
     {
         if (!o.NoCache && File.Exists(path))
         {
@@ -231,9 +336,9 @@ public sealed class DemoRunner
         return sw.Elapsed.TotalSeconds;
     }
 
-    private TinyLm NewModel()
+    private Module<Tensor, Tensor> NewModel()
     {
-        var m = new TinyLm(config);
+        var m = config.Create();
         m.to(device);
         return m;
     }

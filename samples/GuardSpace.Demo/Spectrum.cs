@@ -12,7 +12,7 @@ public sealed record SpectrumData(string Layer, double[] SingularValues, int Ran
 /// </summary>
 public static class Spectrum
 {
-    public static SpectrumData? Compute(TinyLm model, DemoData data, Device device, string layerPath, int rank)
+    public static SpectrumData? Compute(TorchSharp.torch.nn.Module<Tensor, Tensor> model, DemoData data, Device device, string layerPath, int rank)
     {
         var lin = model.named_modules().Where(m => m.name == layerPath).Select(m => m.module).OfType<Linear>().FirstOrDefault();
         if (lin is null)

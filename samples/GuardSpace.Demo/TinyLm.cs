@@ -5,7 +5,58 @@ using static TorchSharp.torch.nn;
 
 namespace GuardSpace.Demo;
 
-public sealed record ModelConfig(int Vocab, int Width = 128, int Layers = 2, int Heads = 4, int Mlp = 512, int MaxLen = 48);
+/// <summary>The demo's two model families (<c>--family</c>).</summary>
+public enum ModelFamily
+{
+    /// <summary><see cref="TinyLm"/>: LayerNorm, learned positions, multi-head attention, GELU MLP.</summary>
+    Gpt,
+
+    /// <summary>GuardSpace.Models' Llama decoder: RMSNorm, rotary positions, grouped-query attention, SwiGLU MLP.</summary>
+    Llama,
+}
+
+public sealed record ModelConfig(int Vocab, int Width = 128, int Layers = 2, int Heads = 4, int Mlp = 512, int MaxLen = 48, ModelFamily Family = ModelFamily.Gpt)
+{
+    /// <summary>A fresh, randomly initialised model of this configuration.</summary>
+    public Module<Tensor, Tensor> Create()
+    {
+        if (Family == ModelFamily.Gpt)
+        {
+            return new TinyLm(this);
+        }
+
+        // SwiGLU with 2/3 of the GELU MLP's width keeps the parameter count comparable; half as many key/value heads (GQA).
+        var config = new GuardSpace.Models.Llama.LlamaConfig
+        {
+            VocabSize = Vocab,
+            HiddenSize = Width,
+            IntermediateSize = (Mlp * 2 / 3 + 7) / 8 * 8,
+            NumHiddenLayers = Layers,
+            NumAttentionHeads = Heads,
+            NumKeyValueHeads = Math.Max(1, Heads / 2),
+            MaxPositionEmbeddings = MaxLen,
+        };
+        return new GuardSpace.Models.Llama.LlamaForCausalLM(config, seed: 0);
+    }
+
+    /// <summary>The layer whose spectrum the demo charts (the last block's MLP down projection).</summary>
+    public string SpectrumLayer => Family == ModelFamily.Gpt ? $"blocks.{Layers - 1}.down_proj" : $"model.layers.{Layers - 1}.mlp.down_proj";
+
+    /// <summary>Weights of every Linear layer but the output head, keyed by module path: detached copies.</summary>
+    public static Dictionary<string, Tensor> ProjectionWeights(Module<Tensor, Tensor> model)
+    {
+        var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var (name, module) in model.named_modules())
+        {
+            if (module is Linear lin && !name.EndsWith("lm_head", StringComparison.Ordinal))
+            {
+                result[name] = lin.weight.detach().clone().DetachFromDisposeScope();
+            }
+        }
+
+        return result;
+    }
+}
 
 /// <summary>
 /// A small decoder-only transformer: token + position embeddings, pre-norm blocks with causal self-attention and a
@@ -55,21 +106,6 @@ public sealed class TinyLm : Module<Tensor, Tensor>
         }
 
         return lm_head.call(ln_f.call(x)).MoveToOuterDisposeScope();
-    }
-
-    /// <summary>Weights of the guarded projections keyed by module path (e.g. <c>blocks.0.q_proj</c>), detached copies.</summary>
-    public Dictionary<string, Tensor> ProjectionWeights()
-    {
-        var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        foreach (var (name, module) in named_modules())
-        {
-            if (module is Linear lin && !name.EndsWith("lm_head", StringComparison.Ordinal))
-            {
-                result[name] = lin.weight.detach().clone().DetachFromDisposeScope();
-            }
-        }
-
-        return result;
     }
 
     public sealed class Block : Module<Tensor, Tensor>

@@ -27,7 +27,6 @@ public static class Trainer
     {
         model.train();
         float last = float.NaN;
-        var idx = new long[batchSize];
         for (int step = 0; step < steps; step++)
         {
             ct.ThrowIfCancellationRequested();
@@ -41,18 +40,7 @@ public static class Trainer
                 }
             }
 
-            int len = 1;
-            for (int i = 0; i < batchSize; i++)
-            {
-                idx[i] = rng.Next(data.Count);
-                len = Math.Max(len, data.Lengths[idx[i]]);
-            }
-
-            var sel = tensor(idx, dtype: ScalarType.Int64, device: data.Inputs.device);
-            var x = data.Inputs.index_select(0, sel).narrow(1, 0, len);
-            var y = data.Targets.index_select(0, sel).narrow(1, 0, len);
-            var logits = model.call(x);
-            var loss = functional.cross_entropy(logits.reshape(-1, logits.shape[^1]), y.reshape(-1), ignore_index: DemoData.IgnoreIndex);
+            var loss = BatchLoss(model, data, batchSize, rng);
             if (extraLoss is not null)
             {
                 loss = loss + extraLoss();
@@ -70,6 +58,24 @@ public static class Trainer
         }
 
         return last;
+    }
+
+    /// <summary>Cross-entropy of a random batch of <paramref name="data"/> (answer tokens only).</summary>
+    public static Tensor BatchLoss(Module<Tensor, Tensor> model, EncodedSet data, int batchSize, Random rng)
+    {
+        var idx = new long[batchSize];
+        int len = 1;
+        for (int i = 0; i < batchSize; i++)
+        {
+            idx[i] = rng.Next(data.Count);
+            len = Math.Max(len, data.Lengths[idx[i]]);
+        }
+
+        var sel = tensor(idx, dtype: ScalarType.Int64, device: data.Inputs.device);
+        var x = data.Inputs.index_select(0, sel).narrow(1, 0, len);
+        var y = data.Targets.index_select(0, sel).narrow(1, 0, len);
+        var logits = model.call(x);
+        return functional.cross_entropy(logits.reshape(-1, logits.shape[^1]), y.reshape(-1), ignore_index: DemoData.IgnoreIndex);
     }
 
     /// <summary>Greedy decoding of up to <paramref name="maxNew"/> tokens per prompt (batched by prompt length, no padding).</summary>

@@ -1,0 +1,79 @@
+using GuardSpace.Adapters;
+using GuardSpace.Tests.TestUtilities;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace GuardSpace.Tests.Adapters;
+
+/// <summary>Attach honours cancellation until its documented commit point, the end of the surgery (issue 10, item 6).</summary>
+public class AttachCommitPointTests
+{
+    private sealed class Recorder(Action<AttachProgress> report) : IProgress<AttachProgress>
+    {
+        public void Report(AttachProgress value) => report(value);
+    }
+
+    [Fact]
+    public void CancellingWhenTheSurgeryStartsLeavesTheModelUnchanged()
+    {
+        using var scope = NewDisposeScope();
+        var model = new TinyTransformer();
+        var state = ModelState.Of(model);
+        using var cts = new CancellationTokenSource();
+        var progress = new Recorder(p =>
+        {
+            if (p.Stage == "surgery" && p.Done == 0)
+            {
+                cts.Cancel();
+            }
+        });
+        Assert.ThrowsAny<OperationCanceledException>(() =>
+            GuardedModel.Attach(model, new GuardedLoraOptions { Rank = 3 }, GuardedModelInvariantTests.Calibration(model), progress: progress, cancellationToken: cts.Token));
+        state.AssertSame(model);
+    }
+
+    [Fact]
+    public void CancellingHalfwayThroughTheSurgeryRollsBackTheLayersAlreadyReplaced()
+    {
+        using var scope = NewDisposeScope();
+        var model = new TinyTransformer();
+        var state = ModelState.Of(model);
+        using var cts = new CancellationTokenSource();
+        GuardedModel.CommitFaultForTests = name =>
+        {
+            if (name == "blocks.0.up_proj")
+            {
+                cts.Cancel();
+            }
+        };
+        try
+        {
+            Assert.ThrowsAny<OperationCanceledException>(() =>
+                GuardedModel.Attach(model, new GuardedLoraOptions { Rank = 3 }, GuardedModelInvariantTests.Calibration(model), cancellationToken: cts.Token));
+        }
+        finally
+        {
+            GuardedModel.CommitFaultForTests = null;
+        }
+
+        state.AssertSame(model);
+    }
+
+    [Fact]
+    public void CancellingAfterTheCommitPointIsIgnored()
+    {
+        using var scope = NewDisposeScope();
+        var model = new TinyTransformer();
+        using var cts = new CancellationTokenSource();
+        var progress = new Recorder(p =>
+        {
+            if (p.Stage == "surgery" && p.Done == p.Total)
+            {
+                cts.Cancel();
+            }
+        });
+        using var guarded = GuardedModel.Attach(model, new GuardedLoraOptions { Rank = 3 }, GuardedModelInvariantTests.Calibration(model), progress: progress, cancellationToken: cts.Token);
+        Assert.Equal(12, guarded.Adapters.Count);
+        Assert.True(cts.IsCancellationRequested);
+    }
+}

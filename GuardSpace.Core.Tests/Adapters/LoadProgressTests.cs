@@ -1,0 +1,50 @@
+using GuardSpace.Adapters;
+using GuardSpace.Tests.TestUtilities;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace GuardSpace.Tests.Adapters;
+
+/// <summary>Load reports progress and honours cancellation until its commit point (issue 10, item 8).</summary>
+public class LoadProgressTests
+{
+    private sealed class Recorder(Action<AttachProgress> report) : IProgress<AttachProgress>
+    {
+        public void Report(AttachProgress value) => report(value);
+    }
+
+    [Fact]
+    public void LoadReportsEveryStage()
+    {
+        using var scope = NewDisposeScope();
+        var directory = SavedAdapters.TrainAndSave();
+        var stages = new List<string>();
+        using var loaded = GuardedModel.Load(new TinyTransformer(), directory, progress: new Recorder(p => stages.Add(p.Stage)));
+        Assert.Equal(["reading", "verifying", "decomposition", "surgery"], stages.Distinct().ToArray());
+        Directory.Delete(directory, recursive: true);
+    }
+
+    [Theory]
+    [InlineData("reading")]
+    [InlineData("verifying")]
+    [InlineData("decomposition")]
+    [InlineData("surgery")]
+    public void ACancelledLoadChangesNothing(string stage)
+    {
+        using var scope = NewDisposeScope();
+        var directory = SavedAdapters.TrainAndSave();
+        var model = new TinyTransformer();
+        var state = ModelState.Of(model);
+        using var cts = new CancellationTokenSource();
+        var progress = new Recorder(p =>
+        {
+            if (p.Stage == stage && p.Done == 0)
+            {
+                cts.Cancel();
+            }
+        });
+        Assert.ThrowsAny<OperationCanceledException>(() => GuardedModel.Load(model, directory, progress: progress, cancellationToken: cts.Token));
+        state.AssertSame(model);
+        Directory.Delete(directory, recursive: true);
+    }
+}

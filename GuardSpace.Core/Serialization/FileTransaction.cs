@@ -1,0 +1,120 @@
+using System.Text;
+
+namespace GuardSpace.Serialization;
+
+/// <summary>
+/// Replaces several files together. Every new file is first written in full to a temporary file beside its target;
+/// <see cref="Commit"/> then moves the old files aside, moves the new ones in and deletes the old ones. If anything fails
+/// before the commit, the targets are untouched; if a move fails during it, the files already moved are put back. A crash
+/// in the middle of the commit can still leave a mixed pair: the adapter config's checksums detect that at load time.
+/// Disposing deletes temporaries that were not committed.
+/// </summary>
+internal sealed class FileTransaction : IDisposable
+{
+    private readonly List<(string Temporary, string Target)> _staged = [];
+
+    /// <summary>Test seam: called with each target path just before it is replaced, so tests can make a commit fail.</summary>
+    internal static Action<string>? FaultForTests { get; set; }
+
+    /// <summary>Stages a file that a writer already put at <paramref name="temporary"/>, to replace <paramref name="target"/>.</summary>
+    public void Stage(string target, string temporary) => _staged.Add((temporary, Path.GetFullPath(target)));
+
+    /// <summary>Writes <paramref name="text"/> (UTF-8, no BOM) to a temporary file and stages it to replace <paramref name="target"/>.</summary>
+    public void StageText(string target, string text)
+    {
+        var temporary = TemporaryPathFor(target);
+        try
+        {
+            File.WriteAllText(temporary, text, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false));
+        }
+        catch
+        {
+            TryDelete(temporary);
+            throw;
+        }
+
+        Stage(target, temporary);
+    }
+
+    /// <summary>Moves every staged file over its target; on failure, restores the targets already replaced and rethrows.</summary>
+    public void Commit()
+    {
+        var done = new List<(string Target, string? Backup, bool Moved)>();
+        try
+        {
+            foreach (var (temporary, target) in _staged)
+            {
+                FaultForTests?.Invoke(target);
+                string? backup = null;
+                if (File.Exists(target))
+                {
+                    backup = TemporaryPathFor(target);
+                    File.Move(target, backup);
+                }
+
+                done.Add((target, backup, false));
+                File.Move(temporary, target);
+                done[^1] = (target, backup, true);
+            }
+        }
+        catch
+        {
+            for (var i = done.Count - 1; i >= 0; i--)
+            {
+                var (target, backup, moved) = done[i];
+                if (moved)
+                {
+                    TryDelete(target);
+                }
+
+                if (backup is not null)
+                {
+                    File.Move(backup, target, overwrite: true);
+                }
+            }
+
+            throw;
+        }
+
+        foreach (var (_, backup, _) in done)
+        {
+            if (backup is not null)
+            {
+                TryDelete(backup);
+            }
+        }
+
+        _staged.Clear();
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        foreach (var (temporary, _) in _staged)
+        {
+            TryDelete(temporary);
+        }
+
+        _staged.Clear();
+    }
+
+    private static string TemporaryPathFor(string target)
+    {
+        var full = Path.GetFullPath(target);
+        return Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
+    }
+
+    private static void TryDelete(string file)
+    {
+        try
+        {
+            File.Delete(file);
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+    }
+}

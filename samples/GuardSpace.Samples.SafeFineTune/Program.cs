@@ -1,0 +1,283 @@
+// From a Hugging Face checkpoint folder to a PEFT adapter: load a Llama-family model and its tokenizer, read the
+// calibration prompts and the training data from files, attach GuardSpace (safety subspace + harmful null space),
+// fine-tune, export the adapter in PEFT's layout, and generate a few answers before and after.
+// With no arguments the sample writes a tiny random checkpoint and prompts of its own and runs everything on them.
+// Exits with 1 when a check fails (outputs on the harmful prompts moved, or the export does not reproduce the model).
+using System.Diagnostics;
+using System.Text;
+using GuardSpace.Adapters;
+using GuardSpace.Models.Data;
+using GuardSpace.Models.Llama;
+using GuardSpace.Models.Tokenization;
+using GuardSpace.Projection;
+using GuardSpace.Samples.SafeFineTune;
+using GuardSpace.Serialization;
+using Spectre.Console;
+using TorchSharp;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+SampleOptions options;
+try
+{
+    options = SampleOptions.Parse(args);
+}
+catch (Exception ex) when (ex is ArgumentException or FormatException)
+{
+    Console.Error.WriteLine(ex.Message);
+    return 2;
+}
+
+var device = options.Device == "cuda" ? CUDA : CPU;
+var timings = new List<(string Stage, TimeSpan Time)>();
+var clock = Stopwatch.StartNew();
+void Lap(string stage)
+{
+    timings.Add((stage, clock.Elapsed));
+    clock.Restart();
+}
+
+string? scratch = null;
+var embedded = options.Embedded;
+if (embedded)
+{
+    scratch = Directory.CreateTempSubdirectory("guardspace-safe-fine-tune-").FullName;
+    options = EmbeddedDefault.Write(scratch, options);
+    AnsiConsole.MarkupLineInterpolated($"[grey]No --model given: wrote a tiny random Llama checkpoint and tokenizer to {options.Model} and prompts to {scratch}[/]");
+    Lap("write the embedded checkpoint");
+}
+
+if (options.Threads is { } threads)
+{
+    set_num_threads(threads);
+}
+
+try
+{
+    // 1. The model, its tokenizer and the data.
+    var modelDir = options.Model!;
+    using var model = LlamaForCausalLM.FromPretrained(modelDir, options.Dtype, device);
+    var tokenizer = HfTokenizer.Load(modelDir, model.Config);
+    var c = model.Config;
+    var parameters = model.parameters().Sum(p => p.NumberOfElements);
+    AnsiConsole.MarkupLineInterpolated($"[bold]{c.Architecture}[/] from {modelDir}: {c.NumHiddenLayers} layers, width {c.HiddenSize}, {c.NumAttentionHeads} query / {c.KeyValueHeads} key-value heads, vocab {c.VocabSize}, {parameters:N0} parameters, {options.Dtype} on {device.type}");
+    AnsiConsole.MarkupLineInterpolated($"tokenizer: {tokenizer.Source}");
+    var safety = PromptFile.ReadPrompts(options.Safety!);
+    var harmful = PromptFile.ReadPrompts(options.Harmful!);
+    var train = PromptFile.Read(options.Train!);
+    AnsiConsole.MarkupLineInterpolated($"prompts: {safety.Count} safety ({options.Safety}), {harmful.Count} harmful ({options.Harmful}), {train.Count} training examples ({options.Train})");
+    Lap("load the checkpoint, tokenizer and files");
+
+    var pad = (long)(tokenizer.EosId ?? 0);
+    var showcase = train.Take(2).Select(e => e.Response is null ? e.Prompt : e.Prompt + "\n").Append(harmful[0]).ToList();
+    var before = showcase.Select(p => Generate(model, tokenizer, p, options.NewTokens, device)).ToList();
+    Lap("generate (before)");
+
+    // 2. GuardSpace: covariances of the safety and harmful prompts, null spaces, decomposition, surgery.
+    model.eval();
+    var harmfulBatches = Batches.Prompts(tokenizer, harmful, options.Batch, options.MaxLength);
+    var safetyBatches = Batches.Prompts(tokenizer, safety, options.Batch, options.MaxLength);
+    void Run(GuardSpace.Collection.ActivationCovarianceCollector collector, List<long[][]> batches)
+    {
+        foreach (var rows in batches)
+        {
+            using var scope = NewDisposeScope();
+            var (ids, mask) = Batches.Pad(rows, pad, device);
+            collector.SetTokenMask(mask);
+            model.Forward(ids, mask);
+        }
+
+        collector.SetTokenMask(null);
+    }
+
+    var guardOptions = new GuardedLoraOptions
+    {
+        Rank = options.Rank,
+        NullSpace = new NullSpaceOptions { Rule = options.Rule, EnergyFraction = options.Energy, RelativeThreshold = options.RelativeThreshold },
+    };
+    GuardedModel guarded = null!;
+    AnsiConsole.Progress().AutoClear(false).Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn()).Start(ctx =>
+    {
+        var tasks = new Dictionary<string, ProgressTask>();
+        guarded = GuardedModel.Attach(model, guardOptions, new CalibrationData
+        {
+            RunSafetyPrompts = collector => Run(collector, safetyBatches),
+            RunHarmfulPrompts = collector => Run(collector, harmfulBatches),
+        }, progress: new SynchronousProgress<AttachProgress>(p =>
+        {
+            if (!tasks.TryGetValue(p.Stage, out var task))
+            {
+                task = tasks[p.Stage] = ctx.AddTask($"GuardSpace: {p.Stage}", maxValue: Math.Max(1, p.Total));
+            }
+
+            task.Value = p.Done;
+        }));
+        foreach (var task in tasks.Values)
+        {
+            task.Value = task.MaxValue;
+        }
+    });
+    using var guardedModel = guarded;
+    var table = new Table().AddColumns("layer", "in", "null space", "adapter");
+    foreach (var layer in guarded.Layers)
+    {
+        table.AddRow(layer.Name, layer.InFeatures.ToString(), layer.NullSpace is { } n ? $"{n.NullDimension} / {n.InputWidth}" : "-", layer.Frozen ? "[yellow]frozen (no null space)[/]" : $"rank {layer.Rank}");
+    }
+
+    AnsiConsole.Write(table);
+    Lap("attach GuardSpace");
+
+    var harmfulLogitsBefore = HarmfulLogits(model, harmfulBatches, pad, device);
+
+    // 3. Fine-tune: AdamW wrapped by GuardSpace (projects the gradients, steps, re-projects A).
+    var examples = train.Select(e => Batches.Example(tokenizer, e, options.MaxLength)).ToList();
+    var trainable = guarded.TrainableParameters();
+    double firstLoss = double.NaN, lastLoss = double.NaN;
+    if (trainable.Count == 0)
+    {
+        AnsiConsole.MarkupLine("[yellow]Every layer is frozen (no null space): nothing can train. Use fewer or shorter harmful prompts, or --null-space energy.[/]");
+    }
+    else
+    {
+        model.train();
+        using var optimizer = guarded.WrapOptimizer(optim.AdamW(trainable, options.LearningRate, weight_decay: 0.0));
+        var order = new Random(0);
+        AnsiConsole.Progress().AutoClear(false).Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn()).Start(ctx =>
+        {
+            var task = ctx.AddTask("fine-tune", maxValue: options.Steps);
+            for (var step = 0; step < options.Steps; step++)
+            {
+                using var scope = NewDisposeScope();
+                var batch = Enumerable.Range(0, options.Batch).Select(_ => examples[order.Next(examples.Count)]).ToList();
+                var (ids, mask) = Batches.Pad([.. batch.Select(b => b.Ids)], pad, device);
+                var (labels, _) = Batches.Pad([.. batch.Select(b => b.Labels)], Batches.Ignore, device);
+                var logits = model.Forward(ids, mask);
+                var t = ids.shape[1];
+                var loss = functional.cross_entropy(
+                    logits.narrow(1, 0, t - 1).reshape(-1, c.VocabSize).to_type(ScalarType.Float32),
+                    labels.narrow(1, 1, t - 1).reshape(-1),
+                    ignore_index: Batches.Ignore);
+                optimizer.zero_grad();
+                loss.backward();
+                optimizer.step();
+                lastLoss = loss.item<float>();
+                firstLoss = double.IsNaN(firstLoss) ? lastLoss : firstLoss;
+                task.Description = $"fine-tune (loss {lastLoss:F3})";
+                task.Increment(1);
+            }
+        });
+        model.eval();
+    }
+
+    AnsiConsole.MarkupLineInterpolated($"training loss: {firstLoss:F3} -> {lastLoss:F3} over {options.Steps} steps");
+    Lap("fine-tune");
+
+    var harmfulLogitsAfter = HarmfulLogits(model, harmfulBatches, pad, device);
+    var drift = RelativeChange(harmfulLogitsAfter, harmfulLogitsBefore);
+    AnsiConsole.MarkupLineInterpolated($"relative change of the logits on the harmful prompts: {drift:G3}");
+
+    // 4. The PEFT adapter.
+    guarded.ExportPeft(options.Out, new PeftExportOptions { BaseModelNameOrPath = options.BaseModel ?? Path.GetFullPath(modelDir), TaskType = "CAUSAL_LM" });
+    foreach (var file in new[] { AdapterFiles.PeftConfigFile, AdapterFiles.PeftWeightsFile }.Select(f => Path.Combine(options.Out, f)))
+    {
+        AnsiConsole.MarkupLineInterpolated($"wrote {file} ({new FileInfo(file).Length:N0} bytes)");
+    }
+
+    Lap("export the PEFT adapter");
+
+    var after = showcase.Select(p => Generate(model, tokenizer, p, options.NewTokens, device)).ToList();
+    for (var i = 0; i < showcase.Count; i++)
+    {
+        AnsiConsole.MarkupLineInterpolated($"[bold]prompt[/] {Printable(showcase[i])}");
+        AnsiConsole.MarkupLineInterpolated($"  before: {Printable(before[i])}");
+        AnsiConsole.MarkupLineInterpolated($"  after:  {Printable(after[i])}");
+    }
+
+    Lap("generate (after)");
+
+    // 5. The export applied by PEFT's rule to a fresh copy of the ORIGINAL checkpoint gives the fine-tuned model.
+    var ok = true;
+    if (options.Verify)
+    {
+        using var merged = PeftCheck.LoadMerged(modelDir, options.Out, options.Dtype, device);
+        merged.eval();
+        var probe = examples.Take(options.Batch).ToList();
+        using var scope = NewDisposeScope();
+        var (ids, mask) = Batches.Pad([.. probe.Select(p => p.Ids)], pad, device);
+        using var noGrad = no_grad();
+        var error = RelativeChange([merged.Forward(ids, mask)], [model.Forward(ids, mask)]);
+        var bound = options.Dtype is ScalarType.Float32 or ScalarType.Float64 ? 1e-4 : 3e-2;
+        AnsiConsole.MarkupLineInterpolated($"original checkpoint + exported adapter (PEFT's W + alpha/r B A) vs the fine-tuned model: relative error {error:G3} (bound {bound:G1})");
+        ok &= error <= bound;
+        Lap("verify the export");
+    }
+
+    if (embedded)
+    {
+        // The embedded harmful prompts span an exact null space (fewer tokens than the width), so the drift is rounding.
+        ok &= drift <= 1e-5 && lastLoss < firstLoss;
+    }
+
+    var table2 = new Table().AddColumns("stage", "seconds");
+    foreach (var (stage, time) in timings)
+    {
+        table2.AddRow(stage, time.TotalSeconds.ToString("F1", System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    table2.AddRow("[bold]total[/]", timings.Sum(t => t.Time.TotalSeconds).ToString("F1", System.Globalization.CultureInfo.InvariantCulture));
+    AnsiConsole.Write(table2);
+    AnsiConsole.MarkupLine(ok ? "[green]OK[/]" : "[red]FAILED[/]");
+    return ok ? 0 : 1;
+}
+catch (Exception ex) when (ex is IOException or InvalidDataException or NotSupportedException or UnauthorizedAccessException)
+{
+    // Bad folders and files: the message names the file, the tensor or the line, and the fix.
+    Console.Error.WriteLine($"error: {ex.Message}");
+    return 1;
+}
+finally
+{
+    if (scratch is not null)
+    {
+        Directory.Delete(scratch, recursive: true);
+    }
+}
+
+static string Generate(LlamaForCausalLM model, HfTokenizer tokenizer, string prompt, int newTokens, Device device) =>
+    tokenizer.Decode(GreedyDecoding.Generate(model, tokenizer.Encode(prompt), newTokens, tokenizer.EosId, device));
+
+static List<Tensor> HarmfulLogits(LlamaForCausalLM model, List<long[][]> batches, long pad, Device device)
+{
+    using var noGrad = no_grad();
+    return [.. batches.Select(rows =>
+    {
+        using var scope = NewDisposeScope();
+        var (ids, mask) = Batches.Pad(rows, pad, device);
+        return (model.Forward(ids, mask) * mask.unsqueeze(-1)).to_type(ScalarType.Float64).MoveToOuterDisposeScope();
+    })];
+}
+
+static double RelativeChange(List<Tensor> now, List<Tensor> reference)
+{
+    using var scope = NewDisposeScope();
+    var diff = now.Zip(reference).Sum(p => (p.First.to_type(ScalarType.Float64) - p.Second.to_type(ScalarType.Float64)).square().sum().item<double>());
+    var norm = reference.Sum(r => r.to_type(ScalarType.Float64).square().sum().item<double>());
+    return Math.Sqrt(diff / norm);
+}
+
+static string Printable(string text)
+{
+    var s = new StringBuilder();
+    foreach (var ch in text)
+    {
+        s.Append(char.IsControl(ch) ? $"\\u{(int)ch:x4}" : ch.ToString());
+    }
+
+    return s.Length == 0 ? "(nothing)" : s.ToString();
+}
+
+/// <summary>Reports on the calling thread (Progress&lt;T&gt; would post to the thread pool and race the bars).</summary>
+internal sealed class SynchronousProgress<T>(Action<T> report) : IProgress<T>
+{
+    public void Report(T value) => report(value);
+}
