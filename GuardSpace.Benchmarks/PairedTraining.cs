@@ -4,9 +4,13 @@ using System.Globalization;
 namespace GuardSpace.Benchmarks;
 
 /// <summary>
-/// <c>--paired-training [rounds]</c>: the GuardSpaceHook / PlainLora ratio measured by interleaving the two steps
-/// (ABBA order per round) instead of BenchmarkDotNet's one-case-after-the-other, so that slow drifts of the machine's
-/// load (other processes on a shared box) cancel. Reports the median and quartiles of the per-round ratios.
+/// <c>--paired-training [rounds]</c>: each guarded step's time over <see cref="TrainingStepBenchmarks.PlainLora"/>'s,
+/// measured by interleaving the cases in a palindromic order per round (plain, g1, g2, ..., g2, g1, plain) instead of
+/// BenchmarkDotNet's one-case-after-the-other, so that slow drifts of a shared machine's load cancel. Cases: the
+/// library's default mode with exact null spaces (<see cref="TrainingStepBenchmarks.GuardSpaceHook"/>), the official
+/// preset (<see cref="TrainingStepBenchmarks.GuardSpaceOfficialHook"/>), and the default mode where every layer falls
+/// back to the energy rule so the drift penalty works on a full factor
+/// (<see cref="TrainingStepBenchmarks.GuardSpaceFallbackHook"/>). Reports the median and quartiles of the per-round ratios.
 /// </summary>
 public static class PairedTraining
 {
@@ -14,40 +18,54 @@ public static class PairedTraining
     {
         var rounds = args.Select(a => int.TryParse(a, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) ? v : 0).FirstOrDefault(v => v > 0);
         rounds = rounds > 0 ? rounds : 20;
-        Console.WriteLine($"| Rank | Rounds | PlainLora median (ms) | GuardSpaceHook median (ms) | Ratio median | Ratio Q1 | Ratio Q3 |");
-        Console.WriteLine($"|-----:|-------:|----------------------:|---------------------------:|-------------:|---------:|---------:|");
+        Console.WriteLine("| Rank | Case | Rounds | PlainLora median (ms) | Case median (ms) | Ratio median | Ratio Q1 | Ratio Q3 |");
+        Console.WriteLine("|-----:|------|-------:|----------------------:|-----------------:|-------------:|---------:|---------:|");
         foreach (var rank in new[] { 16, 64 })
         {
             var plain = new TrainingStepBenchmarks { Rank = rank };
-            var guarded = new TrainingStepBenchmarks { Rank = rank };
             plain.SetupPlain();
-            guarded.SetupGuarded();
+            var cases = new List<(string Name, TrainingStepBenchmarks Bench, Action Step)>();
+            var defaultMode = new TrainingStepBenchmarks { Rank = rank };
+            defaultMode.SetupLibraryDefault();
+            cases.Add((nameof(TrainingStepBenchmarks.GuardSpaceHook), defaultMode, defaultMode.GuardSpaceHook));
+            var official = new TrainingStepBenchmarks { Rank = rank };
+            official.SetupLibraryOfficial();
+            cases.Add((nameof(TrainingStepBenchmarks.GuardSpaceOfficialHook), official, official.GuardSpaceOfficialHook));
+            var fallback = new TrainingStepBenchmarks { Rank = rank };
+            fallback.SetupLibraryFallback();
+            cases.Add((nameof(TrainingStepBenchmarks.GuardSpaceFallbackHook), fallback, fallback.GuardSpaceFallbackHook));
             for (var i = 0; i < 3; i++)
             {
                 plain.PlainLora();
-                guarded.GuardSpaceHook();
+                cases.ForEach(c => c.Step());
             }
 
-            var ratios = new List<double>();
             var plainTimes = new List<double>();
-            var guardTimes = new List<double>();
+            var times = cases.Select(_ => new List<double>()).ToList();
+            var ratios = cases.Select(_ => new List<double>()).ToList();
             for (var round = 0; round < rounds; round++)
             {
-                // A B B A: a linear drift within the round cancels.
+                // plain, cases, reversed cases, plain: a linear drift within the round cancels.
                 var p1 = Time(plain.PlainLora);
-                var g1 = Time(guarded.GuardSpaceHook);
-                var g2 = Time(guarded.GuardSpaceHook);
+                var first = cases.Select(c => Time(c.Step)).ToList();
+                var second = Enumerable.Reverse(cases).Select(c => Time(c.Step)).Reverse().ToList();
                 var p2 = Time(plain.PlainLora);
                 plainTimes.Add((p1 + p2) / 2);
-                guardTimes.Add((g1 + g2) / 2);
-                ratios.Add((g1 + g2) / (p1 + p2));
+                for (var c = 0; c < cases.Count; c++)
+                {
+                    times[c].Add((first[c] + second[c]) / 2);
+                    ratios[c].Add((first[c] + second[c]) / (p1 + p2));
+                }
             }
 
             plain.Cleanup();
-            guarded.Cleanup();
-            ratios.Sort();
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {rank} | {rounds} | {Median(plainTimes):F1} | {Median(guardTimes):F1} | {Median(ratios):F3} | {Quantile(ratios, 0.25):F3} | {Quantile(ratios, 0.75):F3} |"));
+            for (var c = 0; c < cases.Count; c++)
+            {
+                cases[c].Bench.Cleanup();
+                var sorted = ratios[c].Order().ToList();
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"| {rank} | {cases[c].Name} | {rounds} | {Median(plainTimes):F1} | {Median(times[c]):F1} | {Quantile(sorted, 0.5):F3} | {Quantile(sorted, 0.25):F3} | {Quantile(sorted, 0.75):F3} |"));
+            }
         }
 
         return 0;

@@ -12,8 +12,13 @@ namespace GuardSpace.Benchmarks;
 /// seven adapted layers), 512 tokens, float32:
 /// <list type="bullet">
 /// <item><see cref="PlainLora"/> (baseline): plain LoRA, inner Adam;</item>
-/// <item><see cref="GuardSpaceHook"/>: GuardSpace's mechanism, grad(A) &lt;- grad(A) P before the step and A &lt;- A P after
-/// it, with the library's <see cref="NullSpaceProjector"/> (stored basis, one projector per distinct input);</item>
+/// <item><see cref="GuardSpaceHook"/>: the library's <see cref="GuardedModel"/> with its default options, through
+/// <see cref="GuardedModel.WrapOptimizer"/>: grad(A) &lt;- grad(A) P plus the harmful-drift penalty gradient before the
+/// step and A &lt;- A P after it (stored basis, one projector per distinct input);</item>
+/// <item><see cref="GuardSpaceOfficialHook"/>: the same with <see cref="GuardedLoraOptions.Official"/> (projection only);</item>
+/// <item><see cref="GuardSpaceFallbackHook"/>: the default options on harmful activations that fill every input (4n
+/// tokens with a decaying spectrum): every layer falls back to the 99% energy rule, so the drift penalty's factor
+/// covers the whole null space (its most expensive case);</item>
 /// <item><see cref="ForwardProjection"/>: the official formulation, a dense n x n P applied to every token, y = W x + B(A(P x)).</item>
 /// </list>
 /// Projectors are fitted on synthetic harmful covariances with n/2 tokens (null space of dimension n/2, the largest
@@ -52,13 +57,21 @@ public class TrainingStepBenchmarks
     public void SetupForward() => Build(project: true, forward: true);
 
     [GlobalSetup(Target = nameof(GuardSpaceHook))]
-    public void SetupGuarded()
+    public void SetupLibraryDefault() => SetupLibrary(official: false);
+
+    [GlobalSetup(Target = nameof(GuardSpaceOfficialHook))]
+    public void SetupLibraryOfficial() => SetupLibrary(official: true);
+
+    [GlobalSetup(Target = nameof(GuardSpaceFallbackHook))]
+    public void SetupLibraryFallback() => SetupLibrary(official: false, fillInputs: true);
+
+    private void SetupLibrary(bool official, bool fillInputs = false)
     {
         var device = BenchEnv.Device;
         _x = randn(1, Tokens, LlamaBlock.Hidden, generator: BenchEnv.Seeded(1)).to(device).DetachFromDisposeScope();
         _target = randn(1, Tokens, LlamaBlock.Hidden, generator: BenchEnv.Seeded(2)).to(device).DetachFromDisposeScope();
         _block = LlamaBlock.WithLinear(device);
-        _guardedModel = LibraryAdapters.Attach(_block, Rank);
+        _guardedModel = LibraryAdapters.Attach(_block, Rank, official, fillInputs);
         _optimizer = _guardedModel.WrapOptimizer(torch.optim.Adam(_guardedModel.TrainableParameters(), lr: 1e-4));
         BenchEnv.Sync();
     }
@@ -138,6 +151,14 @@ public class TrainingStepBenchmarks
 
     [Benchmark]
     public void GuardSpaceHook() => Step(guard: true);
+
+    /// <summary>The library's official preset: projection only, no drift penalty.</summary>
+    [Benchmark]
+    public void GuardSpaceOfficialHook() => Step(guard: false);
+
+    /// <summary>The default options where every layer fell back to the energy rule: the drift penalty at its largest.</summary>
+    [Benchmark]
+    public void GuardSpaceFallbackHook() => Step(guard: false);
 
     [Benchmark]
     public void ForwardProjection() => Step(guard: false);
