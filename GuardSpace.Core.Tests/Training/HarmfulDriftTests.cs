@@ -41,8 +41,9 @@ public class HarmfulDriftTests
         model.named_modules().Where(m => m.module is Linear && !m.name.EndsWith("lm_head", StringComparison.Ordinal))
             .ToDictionary(m => m.name, m => ((Linear)m.module).weight!.detach().clone().DetachFromDisposeScope(), StringComparer.Ordinal);
 
-    private static GuardedLoraOptions Options(InitializationMethod method, double penalty = 0) => new()
+    private static GuardedLoraOptions Options(InitializationMethod method, double penalty = 0, double floor = 0) => new()
     {
+        HarmfulDriftFloor = floor,
         Rank = 4,
         Scale = 2, // s != 1, so a misplaced scale factor shows
 
@@ -101,23 +102,26 @@ public class HarmfulDriftTests
     }
 
     [Theory]
-    [InlineData(InitializationMethod.Lora)]
-    [InlineData(InitializationMethod.GuardSpace)]
-    public void PenaltyGradientEqualsAutogradOfTheExplicitPenalty(InitializationMethod method)
+    [InlineData(InitializationMethod.Lora, 0.0)]
+    [InlineData(InitializationMethod.GuardSpace, 0.0)]
+    [InlineData(InitializationMethod.Lora, 0.5)]
+    [InlineData(InitializationMethod.GuardSpace, 0.5)]
+    public void PenaltyGradientEqualsAutogradOfTheExplicitPenalty(InitializationMethod method, double floor)
     {
         using var scope = NewDisposeScope();
         const double lambda = 3.0;
         var model = new TinyTransformer();
         var inputs = CaptureInputs(model);
         var original = Weights(model);
-        using var guarded = GuardedModel.Attach(model, Options(method, lambda), Calibration(model));
+        using var guarded = GuardedModel.Attach(model, Options(method, lambda, floor), Calibration(model));
         using var warmUp = guarded.WrapOptimizer(optim.Adam(guarded.TrainableParameters(), 1e-2));
         for (var step = 0; step < 10; step++)
         {
             GuardedModelInvariantTests.TrainStep(model, warmUp, step);
         }
 
-        // Reference: lambda * sum_l ||dW_l X_l^T||^2 / ||W_l X_l^T||^2 through autograd, on copies of the factors.
+        // Reference: lambda * sum_l (||dW_l X_l^T||^2 + floor * tr(X_l^T X_l) / n * ||dW_l||^2) / ||W_l X_l^T||^2 through
+        // autograd, on copies of the factors.
         var copies = guarded.AdapterList.ToDictionary(
             a => a.LayerName,
             a => (A: a.LoraA.detach().clone().requires_grad_(true), B: a.LoraB.detach().clone().requires_grad_(true)));
@@ -128,7 +132,8 @@ public class HarmfulDriftTests
             var dw = (cb.matmul(ca) - a.InitialB.matmul(a.InitialA)) * a.Scale;
             var x = inputs[a.LayerName];
             var z = original[a.LayerName].matmul(x.T).pow(2).sum();
-            penalty = penalty + dw.matmul(x.T).pow(2).sum() / z;
+            var rho = floor * x.pow(2).sum() / x.shape[1];
+            penalty = penalty + ((dw.matmul(x.T).pow(2).sum() + (rho * dw.pow(2).sum())) / z);
         }
 
         (penalty * lambda).backward();
@@ -184,8 +189,8 @@ public class HarmfulDriftTests
         try
         {
             var model = new TinyTransformer();
-            double[] before;
-            using (var guarded = GuardedModel.Attach(model, Options(InitializationMethod.GuardSpace, penalty: 7), Calibration(model)))
+            double[] before, means;
+            using (var guarded = GuardedModel.Attach(model, Options(InitializationMethod.GuardSpace, penalty: 7, floor: 0.25), Calibration(model)))
             {
                 using var optimizer = guarded.WrapOptimizer(optim.Adam(guarded.TrainableParameters(), 1e-2));
                 for (var step = 0; step < 15; step++)
@@ -194,6 +199,8 @@ public class HarmfulDriftTests
                 }
 
                 before = [.. guarded.MeasureHarmfulDrift().Layers.Select(l => l.RelativeChange)];
+                means = [.. guarded.AdapterList.Select(a => a.HarmfulMeanEigenvalue)];
+                Assert.All(means, m => Assert.True(m > 0));
                 Assert.Contains(before, d => d > 1e-4);
                 guarded.Save(directory);
             }
@@ -201,6 +208,8 @@ public class HarmfulDriftTests
             var fresh = new TinyTransformer(); // the same original weights (same seed)
             using var loaded = GuardedModel.Load(fresh, directory);
             Assert.Equal(7, loaded.Options.EffectiveHarmfulDriftPenalty);
+            Assert.Equal(0.25, loaded.Options.HarmfulDriftFloor);
+            Assert.Equal(means, loaded.AdapterList.Select(a => a.HarmfulMeanEigenvalue));
             var after = loaded.MeasureHarmfulDrift().Layers.Select(l => l.RelativeChange).ToArray();
             Assert.Equal(before.Length, after.Length);
             for (var i = 0; i < before.Length; i++)

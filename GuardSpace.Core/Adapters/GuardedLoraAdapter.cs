@@ -120,6 +120,9 @@ public sealed class GuardedLoraAdapter : Module<Tensor, Tensor>
     /// <summary><c>||W C_h^(1/2)||_F^2</c> of the ORIGINAL weight: the output energy the drift is measured against.</summary>
     internal double HarmfulEnergy { get; set; }
 
+    /// <summary><c>tr(C_h) / n</c> of this layer's group: the unit of <see cref="GuardedLoraOptions.HarmfulDriftFloor"/>.</summary>
+    internal double HarmfulMeanEigenvalue { get; set; }
+
     private Tensor? _initialAFactor;
     /// <summary><c>A0 F</c> (r x k) in <paramref name="f"/>'s dtype and device: constant, so computed once.</summary>
     internal Tensor InitialAFactor(Tensor f)

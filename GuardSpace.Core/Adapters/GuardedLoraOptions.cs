@@ -50,6 +50,15 @@ public sealed class GuardedLoraOptions
     public double? HarmfulDriftPenalty { get; set; }
 
     /// <summary>
+    /// The floor of the harmful covariance inside the drift penalty, as a fraction epsilon of its mean eigenvalue
+    /// <c>tr(C_h) / n</c>: the penalty becomes <c>lambda * sum_l ||dW_l (C_h,l + epsilon mean(mu_l) I)^(1/2)||_F^2 / ||W_l C_h,l^(1/2)||_F^2</c>,
+    /// as if every input direction carried at least that much harmful energy. Directions the calibration prompts never
+    /// reached (an exact null space) are then not free: unseen harmful prompts may use them. The safety monitor is not
+    /// affected (it reports the exact change on the calibration activations). Default 0 (off). Finite and >= 0.
+    /// </summary>
+    public double HarmfulDriftFloor { get; set; }
+
+    /// <summary>
     /// Keeps the harmful covariance factors so that <see cref="GuardedModel.MeasureHarmfulDrift"/> works, for any method
     /// (unprojected methods then need harmful calibration data too). Implied by a positive penalty.
     /// Default false.
@@ -122,6 +131,7 @@ public sealed class GuardedLoraOptions
         Seed = Seed,
         FreezeBaseModel = FreezeBaseModel,
         HarmfulDriftPenalty = HarmfulDriftPenalty,
+        HarmfulDriftFloor = HarmfulDriftFloor,
         TrackHarmfulDrift = TrackHarmfulDrift,
         Subspace = Subspace.Clone(),
         NullSpace = NullSpace.Clone(),
@@ -148,6 +158,7 @@ public sealed class GuardedLoraOptions
         NullSpace?.AddErrors(errors.Nested(nameof(NullSpace)));
         Collection?.AddErrors(errors.Nested(nameof(Collection)));
         errors.Check(HarmfulDriftPenalty is null || (double.IsFinite(HarmfulDriftPenalty.Value) && HarmfulDriftPenalty >= 0), nameof(HarmfulDriftPenalty), $"must be null (the method's default) or finite and >= 0; got {HarmfulDriftPenalty}.");
+        errors.Check(double.IsFinite(HarmfulDriftFloor) && HarmfulDriftFloor >= 0, nameof(HarmfulDriftFloor), $"must be finite and >= 0 (default 0); got {HarmfulDriftFloor}.");
         errors.Check(NullSpaceOverrides is not null && NullSpaceOverrides.All(o => o is not null), nameof(NullSpaceOverrides), "must be a list without null entries (default empty).");
         if (NullSpaceOverrides is not null)
         {

@@ -159,6 +159,7 @@ public sealed partial class GuardedModel
                 MinimumNullFraction = config.NullSpace.MinimumNullFraction,
             },
             HarmfulDriftPenalty = config.HarmfulDriftPenalty,
+            HarmfulDriftFloor = config.HarmfulDriftFloor,
             TrackHarmfulDrift = config.TrackHarmfulDrift,
         };
 

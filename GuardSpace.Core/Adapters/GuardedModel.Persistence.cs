@@ -59,10 +59,11 @@ public sealed partial class GuardedModel
             Targets = [.. _adapters.Select(a => a.LayerName)],
             NullSpace = new NullSpaceConfig(n.Rule.ToString(), n.RelativeThreshold, n.AbsoluteFloor, n.AbsoluteThreshold, n.EnergyFraction, n.EmptyPolicy.ToString(), n.MinimumNullFraction),
             HarmfulDriftPenalty = Options.EffectiveHarmfulDriftPenalty,
+            HarmfulDriftFloor = Options.HarmfulDriftFloor,
             TrackHarmfulDrift = _factors.Count > 0,
             Layers = [.. Layers.Select((l, i) => new LayerConfig(
                 l.Name, l.OutFeatures, l.InFeatures, _adapters[i].FrozenWeight.dtype.ToString(), l.Interception.ToString(), l.CovarianceGroup, l.Frozen,
-                _adapters[i].LoraA.dtype.ToString(), _adapters[i].OriginalWeight, _adapters[i].HarmfulFactor?.Name, _adapters[i].HarmfulEnergy))],
+                _adapters[i].LoraA.dtype.ToString(), _adapters[i].OriginalWeight, _adapters[i].HarmfulFactor?.Name, _adapters[i].HarmfulEnergy, _adapters[i].HarmfulMeanEigenvalue))],
             Projectors = [.. _projectors.Select(h =>
             {
                 var d = h.Projector.Diagnostics;
@@ -191,6 +192,7 @@ public sealed partial class GuardedModel
                 {
                     HarmfulFactor = saved.HarmfulFactor is { } f ? factorOf[f] : null,
                     HarmfulEnergy = saved.HarmfulEnergy,
+                    HarmfulMeanEigenvalue = saved.HarmfulMeanEigenvalue,
                 };
             }, factors).RestoreTrainedFactors(tensors);
             Log.Loaded(logger, guarded._adapters.Count, directory, config.FormatVersion);

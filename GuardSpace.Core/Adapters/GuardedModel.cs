@@ -161,7 +161,8 @@ public sealed partial class GuardedModel : IDisposable
                 var init = Initialise(name, layer, options, index, decomposer, safety, projector, decompositions, cancellationToken);
                 factorOf.TryGetValue(name, out var factor);
                 var energy = factor is null ? 0 : OutputEnergy(layer.weight!, harmful![name].Sum);
-                return init with { Group = harmful?[name].Key ?? safety?[name].Key, HarmfulFactor = factor, HarmfulEnergy = energy };
+                var mean = factor is null ? 0 : MeanEigenvalue(harmful![name].Sum);
+                return init with { Group = harmful?[name].Key ?? safety?[name].Key, HarmfulFactor = factor, HarmfulEnergy = energy, HarmfulMeanEigenvalue = mean };
             }, factors);
         }
         catch
@@ -186,6 +187,9 @@ public sealed partial class GuardedModel : IDisposable
 
         /// <summary><c>||W C_h^(1/2)||_F^2</c> of the original weight.</summary>
         public double HarmfulEnergy { get; init; }
+
+        /// <summary><c>tr(C_h) / n</c> of the layer's group.</summary>
+        public double HarmfulMeanEigenvalue { get; init; }
     }
 
     /// <summary>
@@ -241,6 +245,7 @@ public sealed partial class GuardedModel : IDisposable
                 OwnsWeight = !hook && init.Residual is not null,
                 HarmfulFactor = init.HarmfulFactor,
                 HarmfulEnergy = init.HarmfulEnergy,
+                HarmfulMeanEigenvalue = init.HarmfulMeanEigenvalue,
                 FrozenWeightIsOriginal = init.Residual is null,
                 OriginalWeight = WeightFingerprint.Of(plan.Layer.weight!),
             };
@@ -296,7 +301,7 @@ public sealed partial class GuardedModel : IDisposable
             {
                 if (!adapter.IsFrozen)
                 {
-                    HarmfulDrift.AddPenaltyGradient(adapter, lambda);
+                    HarmfulDrift.AddPenaltyGradient(adapter, lambda, Options.HarmfulDriftFloor);
                 }
             }
         }
@@ -414,6 +419,13 @@ public sealed partial class GuardedModel : IDisposable
         }
 
         return chosen[0];
+    }
+
+    /// <summary><c>tr(C) / n</c> in float64.</summary>
+    private static double MeanEigenvalue(Tensor covariance)
+    {
+        using var scope = NewDisposeScope();
+        return covariance.diagonal().to_type(ScalarType.Float64).mean().ToDouble();
     }
 
     /// <summary><c>||W C^(1/2)||_F^2 = tr(W C W^T)</c> in float64.</summary>

@@ -48,6 +48,9 @@ internal sealed record AdapterConfig
     /// <summary>True when the harmful drift was tracked (version 3): the state file then holds the covariance factors.</summary>
     public bool TrackHarmfulDrift { get; init; }
 
+    /// <summary>The drift penalty's covariance floor, <see cref="Adapters.GuardedLoraOptions.HarmfulDriftFloor"/> (version 3).</summary>
+    public double HarmfulDriftFloor { get; init; }
+
     /// <summary>The <see cref="TensorChecksum"/> of every tensor in the state file, by key (version 2; null in version 1).</summary>
     public IReadOnlyDictionary<string, string>? TensorChecksums { get; init; }
 
@@ -78,7 +81,8 @@ internal sealed record LayerConfig(
     string? FactorDtype = null,
     WeightFingerprint? OriginalWeight = null,
     string? HarmfulFactor = null,
-    double HarmfulEnergy = 0);
+    double HarmfulEnergy = 0,
+    double HarmfulMeanEigenvalue = 0);
 
 /// <summary>One projector (shared by the layers of a covariance group).</summary>
 internal sealed record ProjectorConfig(

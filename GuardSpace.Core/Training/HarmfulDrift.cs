@@ -33,15 +33,18 @@ internal static class HarmfulDrift
     }
 
     /// <summary>
-    /// Adds the gradient of <c>lambda ||dW F||^2 / Z</c> to the gradients of A and B, in place. Cost O(r k (m + n)):
-    /// about one more projection of A per step. Does nothing when a factor or a gradient is missing.
+    /// Adds the gradient of <c>lambda (||dW F||^2 + rho ||dW||^2) / Z</c> to the gradients of A and B, in place, with
+    /// <c>rho = floor * tr(C_h) / n</c> (<see cref="GuardedLoraOptions.HarmfulDriftFloor"/>). Because the rows of A and A0 lie
+    /// in the free directions, <c>rho ||dW||^2</c> is the floor <c>rho I</c> of the covariance on exactly those directions.
+    /// Cost O(r (k + 2r) (m + n)): about one more projection of A per step. Does nothing when a factor or a gradient is missing.
     /// </summary>
-    public static void AddPenaltyGradient(GuardedLoraAdapter adapter, double lambda)
+    public static void AddPenaltyGradient(GuardedLoraAdapter adapter, double lambda, double floor = 0)
     {
         var factor = adapter.HarmfulFactor;
         var gradA = adapter.LoraA.grad;
         var gradB = adapter.LoraB.grad;
-        if (factor is null || factor.Rank == 0 || !(adapter.HarmfulEnergy > 0) || gradA is null || gradB is null)
+        var rho = floor * adapter.HarmfulMeanEigenvalue;
+        if (factor is null || (factor.Rank == 0 && !(rho > 0)) || !(adapter.HarmfulEnergy > 0) || gradA is null || gradB is null)
         {
             return;
         }
@@ -61,6 +64,14 @@ internal static class HarmfulDrift
         // d/dBt = c Bt M M^T; B's block is scaled by s.
         var gb = bt.mm(m.mm(m.narrow(0, 0, r).T));
         gradB.add_(gb.to_type(gradB.dtype), alpha: c * adapter.Scale);
+
+        if (rho > 0)
+        {
+            // rho ||Bt Ma||^2 with Ma = [A; A0] (2r x n): the same two gradients with Ma in place of M = Ma F.
+            var ma = cat([adapter.LoraA.detach().to_type(type), adapter.InitialA.to_type(type)], 0);
+            gradA.add_(bt.T.mm(bt).narrow(0, 0, r).mm(ma).to_type(gradA.dtype), alpha: c * rho);
+            gradB.add_(bt.mm(ma.mm(ma.narrow(0, 0, r).T)).to_type(gradB.dtype), alpha: c * rho * adapter.Scale);
+        }
     }
 
     /// <summary>Bt = s [B, -B0] and M = [A F; A0 F] in <paramref name="type"/>; the training step reuses a cached A0 F.</summary>

@@ -110,11 +110,12 @@ public sealed record AttackMethod(string Key, string Name, InitializationMethod 
                 case "fallback": o.NullSpace.EmptyPolicy = EmptyNullSpacePolicy.FallBackToEnergy; o.NullSpace.EnergyFraction = Double(v, k); break;
                 case "drift": o.HarmfulDriftPenalty = Double(v, k); break;
                 case "minnull": o.NullSpace.MinimumNullFraction = Double(v, k); break;
+                case "floor": o.HarmfulDriftFloor = Double(v, k); break;
                 case "refusal": break; // demo side: see NullSetWithRefusals
                 case "anchor": break; // demo side: see AnchorWeight
                 case "attnofficial": o.NullSpaceOverrides.Add(new NullSpaceOverride(GuardSpace.Targeting.TargetModules.Suffixes("q_proj", "k_proj", "v_proj", "o_proj"), new NullSpaceOptions())); break;
                 case "targets": o.Targets = GuardSpace.Targeting.TargetModules.Suffixes(v.Split('+')); break;
-                default: throw new ArgumentException($"--methods: unknown setting '{k}' in '{Key}' (rule, energy, relative, absolute, fallback, drift, minnull, refusal, anchor, targets, attnofficial, lambda, name)");
+                default: throw new ArgumentException($"--methods: unknown setting '{k}' in '{Key}' (rule, energy, relative, absolute, fallback, drift, minnull, floor, refusal, anchor, targets, attnofficial, lambda, name)");
             }
         }
     }

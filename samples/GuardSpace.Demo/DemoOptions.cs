@@ -93,7 +93,7 @@ public sealed class DemoOptions
                             (default lora,asft,guardspace-official,guardspace); a preset may carry
                             settings: key@setting=value;... e.g. asft@lambda=10, guardspace@drift=30
                             (settings: rule, energy, relative, absolute, fallback, drift, minnull,
-                            refusal, anchor, targets, attnofficial, lambda, name; see docs/demo.md)
+                            floor, refusal, anchor, targets, attnofficial, lambda, name; see docs/demo.md)
           --null-set broad|strict  null-space prompts share the poison's templates (broad, default) or
                             use templates disjoint from the poison and the evaluation (strict)
           --null-set-answers refusal|none  C_h covers prompt + aligned refusal (default) or prompts only
