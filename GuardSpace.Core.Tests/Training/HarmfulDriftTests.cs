@@ -237,12 +237,14 @@ public class HarmfulDriftTests
         Assert.Equal(EmptyNullSpacePolicy.FreezeLayer, official.NullSpace.EmptyPolicy);
         Assert.Equal(0, official.NullSpace.MinimumNullFraction);
         Assert.Equal(0, official.EffectiveHarmfulDriftPenalty);
+        Assert.Equal(0, official.HarmfulDriftFloor);
 
         var defaults = new GuardedLoraOptions();
         Assert.Equal(NullSpaceThresholdRule.Relative, defaults.NullSpace.Rule); // the official threshold where it leaves room
         Assert.Equal(EmptyNullSpacePolicy.FallBackToEnergy, defaults.NullSpace.EmptyPolicy);
         Assert.Equal(0.125, defaults.NullSpace.MinimumNullFraction);
         Assert.Equal(GuardedLoraOptions.DefaultHarmfulDriftPenalty, defaults.EffectiveHarmfulDriftPenalty);
+        Assert.Equal(0.01, defaults.HarmfulDriftFloor);
         Assert.Equal(0, new GuardedLoraOptions { Method = InitializationMethod.Lora }.EffectiveHarmfulDriftPenalty);
     }
 

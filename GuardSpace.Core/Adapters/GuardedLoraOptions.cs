@@ -54,9 +54,15 @@ public sealed class GuardedLoraOptions
     /// <c>tr(C_h) / n</c>: the penalty becomes <c>lambda * sum_l ||dW_l (C_h,l + epsilon mean(mu_l) I)^(1/2)||_F^2 / ||W_l C_h,l^(1/2)||_F^2</c>,
     /// as if every input direction carried at least that much harmful energy. Directions the calibration prompts never
     /// reached (an exact null space) are then not free: unseen harmful prompts may use them. The safety monitor is not
-    /// affected (it reports the exact change on the calibration activations). Default 0 (off). Finite and >= 0.
+    /// affected (it reports the exact change on the calibration activations). Default <see cref="DefaultHarmfulDriftFloor"/>;
+    /// it acts only where the penalty is on. Finite and >= 0.
     /// </summary>
-    public double HarmfulDriftFloor { get; set; }
+    public double HarmfulDriftFloor { get; set; } = DefaultHarmfulDriftFloor;
+
+    /// <summary>
+    /// The default <see cref="HarmfulDriftFloor"/>, 0.01 (docs/concepts.md, "Protection and capacity", shows how it was chosen).
+    /// </summary>
+    public const double DefaultHarmfulDriftFloor = 0.01;
 
     /// <summary>
     /// Keeps the harmful covariance factors so that <see cref="GuardedModel.MeasureHarmfulDrift"/> works, for any method
@@ -103,6 +109,7 @@ public sealed class GuardedLoraOptions
         Method = InitializationMethod.GuardSpace,
         NullSpace = new NullSpaceOptions(),
         HarmfulDriftPenalty = 0,
+        HarmfulDriftFloor = 0,
     };
 
     /// <summary>
@@ -158,7 +165,7 @@ public sealed class GuardedLoraOptions
         NullSpace?.AddErrors(errors.Nested(nameof(NullSpace)));
         Collection?.AddErrors(errors.Nested(nameof(Collection)));
         errors.Check(HarmfulDriftPenalty is null || (double.IsFinite(HarmfulDriftPenalty.Value) && HarmfulDriftPenalty >= 0), nameof(HarmfulDriftPenalty), $"must be null (the method's default) or finite and >= 0; got {HarmfulDriftPenalty}.");
-        errors.Check(double.IsFinite(HarmfulDriftFloor) && HarmfulDriftFloor >= 0, nameof(HarmfulDriftFloor), $"must be finite and >= 0 (default 0); got {HarmfulDriftFloor}.");
+        errors.Check(double.IsFinite(HarmfulDriftFloor) && HarmfulDriftFloor >= 0, nameof(HarmfulDriftFloor), $"must be finite and >= 0 (default 0.01); got {HarmfulDriftFloor}.");
         errors.Check(NullSpaceOverrides is not null && NullSpaceOverrides.All(o => o is not null), nameof(NullSpaceOverrides), "must be a list without null entries (default empty).");
         if (NullSpaceOverrides is not null)
         {
