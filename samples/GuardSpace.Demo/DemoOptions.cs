@@ -80,6 +80,7 @@ public sealed class DemoOptions
 
     public const string Usage = """
         GuardSpace demo: pre-train, align, attack a tiny transformer and compare adapter methods.
+        (pareto --out FILE.png [--title T] report.json[=tag] ...: one chart and table over several runs)
         options:
           --poison P        fraction of poisoned harmful-compliance items in the attack set (default 0.1)
           --train-size N    attack fine-tuning set size (default 1000)

@@ -1,6 +1,11 @@
 using GuardSpace.Demo;
 using Spectre.Console;
 
+if (args is ["pareto", ..])
+{
+    return ParetoChart.Run(args[1..]);
+}
+
 DemoOptions options;
 try
 {
