@@ -11,7 +11,7 @@ using TorchSharp;
 //   --device cpu|cuda[:N]   where tensors live (also GUARDSPACE_BENCH_DEVICE)
 //   --threads N             torch.set_num_threads(N)
 //   --memory-table          print the projector-storage table (not a timed benchmark) and exit
-//   --check-gram            accuracy check of the Gram decomposition against the library and exit
+//   --check-iterative       accuracy check of the library's iterative solver against its full SVD and exit
 //   --self-test             numeric self-test of the device against float64 CPU results and exit
 //   --paired-training [N]   GuardSpaceHook / PlainLora step ratio from N interleaved (ABBA) rounds and exit
 //   --out-of-process        use BenchmarkDotNet's default toolchain instead of the in-process one
@@ -28,7 +28,7 @@ for (var i = 0; i < args.Length; i++)
         case "--threads" when i + 1 < args.Length:
             torch.set_num_threads(int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture));
             break;
-        case "--memory-table" or "--check-gram" or "--self-test" or "--paired-training":
+        case "--memory-table" or "--check-iterative" or "--self-test" or "--paired-training":
             mode = args[i];
             break;
         case "--out-of-process":
@@ -46,8 +46,8 @@ switch (mode)
     case "--memory-table":
         MemoryTable.Run(rest);
         return 0;
-    case "--check-gram":
-        return GramCheck.Run(rest);
+    case "--check-iterative":
+        return IterativeCheck.Run(rest);
     case "--self-test":
         return SelfTest.Run(rest);
     case "--paired-training":

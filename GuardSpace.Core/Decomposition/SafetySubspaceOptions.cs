@@ -32,6 +32,28 @@ public sealed class SafetySubspaceOptions
     public ScalarType ComputeType { get; set; } = ScalarType.Float64;
 
     /// <summary>
+    /// How the r extreme singular triplets are found. Default <see cref="DecompositionSolver.Auto"/>: the iterative solver
+    /// for the smallest-component methods when <c>min(m, n) &gt;= 512</c> and <c>r &lt;= min(m, n) / 32</c>, the full thin
+    /// SVD otherwise. Both give the same
+    /// decomposition up to rounding; the iterative solver falls back to the full SVD when it cannot guarantee that.
+    /// </summary>
+    public DecompositionSolver Solver { get; set; } = DecompositionSolver.Auto;
+
+    /// <summary>
+    /// Convergence test of the iterative solver: every one of the r + 1 extreme Ritz triplets (<c>M v = s u</c> holds by
+    /// construction) must have a relative residual at most this: <c>||M^T u - s v|| / ||M||_F</c> for the r largest, and for
+    /// the r smallest the same residual weighted by each stray direction's effect on the adapter (see
+    /// <see cref="DecompositionDiagnostics.SolverResidual"/>).
+    /// Default 1e-13 (its float64 rounding floor is about 1e-16). Must be in (0, 1).
+    /// </summary>
+    public double IterativeTolerance { get; set; } = 1e-13;
+
+    /// <summary>
+    /// Iterations the iterative solver may take before it falls back to the full SVD. Default 100. Must be in [1, 10000].
+    /// </summary>
+    public int IterativeMaxIterations { get; set; } = 100;
+
+    /// <summary>
     /// Throws one <see cref="ArgumentException"/> listing every invalid option with its allowed range; its
     /// <see cref="ArgumentException.ParamName"/> is the first offending property.
     /// </summary>
@@ -50,6 +72,9 @@ public sealed class SafetySubspaceOptions
         errors.Check(DampingResidualTolerance > 0 && !double.IsInfinity(DampingResidualTolerance), nameof(DampingResidualTolerance), $"must be positive and finite (default 0.05); got {DampingResidualTolerance}.");
         errors.Check(MaxDampingDoublings is >= 0 and <= 200, nameof(MaxDampingDoublings), $"must be in [0, 200] (default 40); got {MaxDampingDoublings}.");
         errors.Check(ComputeType is ScalarType.Float32 or ScalarType.Float64, nameof(ComputeType), $"must be Float32 or Float64 (default Float64); got {ComputeType}. Half precision is too coarse for an SVD.");
+        errors.Check(Enum.IsDefined(Solver), nameof(Solver), $"is {Solver}, not a defined DecompositionSolver.");
+        errors.Check(IterativeTolerance is > 0 and < 1, nameof(IterativeTolerance), $"must be in (0, 1) (default 1e-13); got {IterativeTolerance}.");
+        errors.Check(IterativeMaxIterations is >= 1 and <= 10000, nameof(IterativeMaxIterations), $"must be in [1, 10000] (default 100); got {IterativeMaxIterations}.");
     }
 
     /// <summary>A copy of these options.</summary>

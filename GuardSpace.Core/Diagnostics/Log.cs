@@ -46,11 +46,14 @@ internal static partial class Log
     public static partial void BatchCollected(ILogger logger, int batchesDone, long tokenCount);
 
     // Decomposition
-    [LoggerMessage(EventId = 200, Level = LogLevel.Debug, Message = "Decomposed '{Layer}' ({Method}, r = {Rank}): adapter singular values {First:G4} .. {Last:G4}, damping l = {Damping:G3}, condition >= {Condition:G3}")]
-    public static partial void LayerDecomposed(ILogger logger, string layer, string method, int rank, double first, double last, double damping, double condition);
+    [LoggerMessage(EventId = 200, Level = LogLevel.Debug, Message = "Decomposed '{Layer}' ({Method}, r = {Rank}, solver {Solver}): adapter singular values {First:G4} .. {Last:G4}, damping l = {Damping:G3}, condition >= {Condition:G3}")]
+    public static partial void LayerDecomposed(ILogger logger, string layer, string method, int rank, string solver, double first, double last, double damping, double condition);
 
     [LoggerMessage(EventId = 201, Level = LogLevel.Information, Message = "Layer '{Layer}': damping raised to l = {Damping:G3} after {Doublings} doublings to make the safety covariance well conditioned")]
     public static partial void DampingIncreased(ILogger logger, string layer, double damping, int doublings);
+
+    [LoggerMessage(EventId = 202, Level = LogLevel.Information, Message = "Layer '{Layer}': the iterative solver fell back to the full SVD after {Iterations} iterations: {Reason}")]
+    public static partial void IterativeSolverFellBack(ILogger logger, string layer, string reason, int iterations);
 
     // Projection
     [LoggerMessage(EventId = 300, Level = LogLevel.Debug, Message = "Null space of '{Layer}': {NullDimension} of {Width} directions ({Rule} rule, threshold {Threshold:G3}, protected energy {ProtectedEnergy:P4})")]
