@@ -157,7 +157,10 @@ public class GuardedModelInvariantTests
         var model = Sequential(("fc1", Linear(16, 12, dtype: ScalarType.Float64)), ("act", Tanh()), ("fc2", Linear(12, 8, dtype: ScalarType.Float64)));
         var harmful = randn(10, 16, dtype: ScalarType.Float64); // 10 tokens: fc1 has a 6-dimensional null space
         var safety = randn(40, 16, dtype: ScalarType.Float64);
-        using var guarded = GuardedModel.Attach(model, new GuardedLoraOptions { Rank = 3, Method = InitializationMethod.GuardSpace, Targets = GuardSpace.Targeting.TargetModules.Suffixes("fc1", "fc2") },
+        // The official preset: the reference below has no drift penalty, which would change the trajectory.
+        var options = GuardedLoraOptions.Official();
+        (options.Rank, options.Targets) = (3, GuardSpace.Targeting.TargetModules.Suffixes("fc1", "fc2"));
+        using var guarded = GuardedModel.Attach(model, options,
             new CalibrationData { RunSafetyPrompts = _ => model.call(safety).Dispose(), RunHarmfulPrompts = _ => model.call(harmful).Dispose() });
 
         // Reference: the official formulation y = W' x + B (A (P x)) with a dense P, written only here.
