@@ -244,7 +244,7 @@ public class HarmfulDriftTests
         Assert.Equal(EmptyNullSpacePolicy.FallBackToEnergy, defaults.NullSpace.EmptyPolicy);
         Assert.Equal(0.125, defaults.NullSpace.MinimumNullFraction);
         Assert.Equal(GuardedLoraOptions.DefaultHarmfulDriftPenalty, defaults.EffectiveHarmfulDriftPenalty);
-        Assert.Equal(0.01, defaults.HarmfulDriftFloor);
+        Assert.Equal(0.1, defaults.HarmfulDriftFloor);
         Assert.Equal(0, new GuardedLoraOptions { Method = InitializationMethod.Lora }.EffectiveHarmfulDriftPenalty);
     }
 

@@ -60,9 +60,9 @@ public sealed class GuardedLoraOptions
     public double HarmfulDriftFloor { get; set; } = DefaultHarmfulDriftFloor;
 
     /// <summary>
-    /// The default <see cref="HarmfulDriftFloor"/>, 0.01 (docs/concepts.md, "Protection and capacity", shows how it was chosen).
+    /// The default <see cref="HarmfulDriftFloor"/>, 0.1 (docs/concepts.md, "Protection and capacity", shows how it was chosen).
     /// </summary>
-    public const double DefaultHarmfulDriftFloor = 0.01;
+    public const double DefaultHarmfulDriftFloor = 0.1;
 
     /// <summary>
     /// Keeps the harmful covariance factors so that <see cref="GuardedModel.MeasureHarmfulDrift"/> works, for any method
@@ -165,7 +165,7 @@ public sealed class GuardedLoraOptions
         NullSpace?.AddErrors(errors.Nested(nameof(NullSpace)));
         Collection?.AddErrors(errors.Nested(nameof(Collection)));
         errors.Check(HarmfulDriftPenalty is null || (double.IsFinite(HarmfulDriftPenalty.Value) && HarmfulDriftPenalty >= 0), nameof(HarmfulDriftPenalty), $"must be null (the method's default) or finite and >= 0; got {HarmfulDriftPenalty}.");
-        errors.Check(double.IsFinite(HarmfulDriftFloor) && HarmfulDriftFloor >= 0, nameof(HarmfulDriftFloor), $"must be finite and >= 0 (default 0.01); got {HarmfulDriftFloor}.");
+        errors.Check(double.IsFinite(HarmfulDriftFloor) && HarmfulDriftFloor >= 0, nameof(HarmfulDriftFloor), $"must be finite and >= 0 (default 0.1); got {HarmfulDriftFloor}.");
         errors.Check(NullSpaceOverrides is not null && NullSpaceOverrides.All(o => o is not null), nameof(NullSpaceOverrides), "must be a list without null entries (default empty).");
         if (NullSpaceOverrides is not null)
         {
