@@ -29,6 +29,7 @@ $D --out docs/images/demo-pareto-llama-broad.png --title "Llama family, broad nu
 $D --out docs/images/demo-pareto-llama-strict.png --title "Llama family, strict null set, 600 steps" \
   --rename "GuardSpace-official [a]=GuardSpace-official" --rename "GuardSpace [a]=GuardSpace (drift 300, floor 0.01)" --rename "GuardSpace (floor 0.1) [b]=GuardSpace default (drift 300, floor 0.1)" \
   $R/llama-strict.json=a $R/m-llama-strict.json=b > "$out"/t-llama-strict.md
-if test -f $R/l-llama-x3.json; then
-$D --out docs/images/demo-pareto-llama-broad-x3.png --title "Llama family, broad null set, 1800 steps" --rename "GuardSpace=GuardSpace (drift 300, floor 0.01)" $R/l-llama-x3.json > "$out"/t-llama-x3.md
-fi
+$D --out docs/images/demo-pareto-llama-broad-x3.png --title "Llama family, broad null set, 1800 steps (--attack-multiplier 3)" \
+  --rename "LoRA [a]=LoRA" --rename "GuardSpace-official [a]=GuardSpace-official" --rename "GuardSpace [a]=GuardSpace (drift 300, floor 0.01)" \
+  --rename "GuardSpace (floor 0.1) [b]=GuardSpace default (drift 300, floor 0.1)" \
+  $R/l-llama-x3.json=a $(test -f $R/o-llama-x3.json && echo $R/o-llama-x3.json=b) > "$out"/t-llama-x3.md
