@@ -90,11 +90,11 @@ try
         collector.SetTokenMask(null);
     }
 
-    var guardOptions = new GuardedLoraOptions
-    {
-        Rank = options.Rank,
-        NullSpace = new NullSpaceOptions { Rule = options.Rule, EnergyFraction = options.Energy, RelativeThreshold = options.RelativeThreshold },
-    };
+    // The library's default (capacity-aware null space, drift penalty with its floor) or, with --official, the paper's.
+    var guardOptions = options.Official ? GuardedLoraOptions.Official() : new GuardedLoraOptions();
+    guardOptions.Rank = options.Rank;
+    guardOptions.TrackHarmfulDrift = true; // the safety monitor below, also with --official
+    (guardOptions.NullSpace.Rule, guardOptions.NullSpace.EnergyFraction, guardOptions.NullSpace.RelativeThreshold) = (options.Rule, options.Energy, options.RelativeThreshold);
     GuardedModel guarded = null!;
     AnsiConsole.Progress().AutoClear(false).Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn()).Start(ctx =>
     {
@@ -162,7 +162,9 @@ try
                 optimizer.step();
                 lastLoss = loss.item<float>();
                 firstLoss = double.IsNaN(firstLoss) ? lastLoss : firstLoss;
-                task.Description = $"fine-tune (loss {lastLoss:F3})";
+                // The safety monitor: how far the guarded layers' outputs on the harmful calibration activations moved.
+                var monitor = step % 10 == 9 || step == options.Steps - 1 ? guarded.MeasureHarmfulDrift() : null;
+                task.Description = monitor is null ? task.Description : $"fine-tune (loss {lastLoss:F3}, harmful-output change {monitor.Max:G2})";
                 task.Increment(1);
             }
         });
@@ -170,6 +172,8 @@ try
     }
 
     AnsiConsole.MarkupLineInterpolated($"training loss: {firstLoss:F3} -> {lastLoss:F3} over {options.Steps} steps");
+    var finalDrift = guarded.MeasureHarmfulDrift();
+    AnsiConsole.MarkupLineInterpolated($"safety monitor: largest change of a guarded layer's harmful outputs {finalDrift.Max:G3} ({finalDrift.MaxLayer ?? "-"}), rms {finalDrift.RootMeanSquare:G3}");
     Lap("fine-tune");
 
     var harmfulLogitsAfter = HarmfulLogits(model, harmfulBatches, pad, device);

@@ -25,6 +25,7 @@ internal sealed record SampleOptions
           --dtype T          float32 | float64 | bfloat16 | float16 (default float32)   --device D   cpu | cuda (default cpu)
           --null-space RULE  relative (default, the paper's) | energy          --energy F   energy fraction (default 0.99)
           --relative-threshold X   relative rule: eigenvalues <= X * max are null (default 1e-6, the paper's)
+          --official         GuardedLoraOptions.Official() (the paper) instead of the library's default mode
           --threads N        torch.set_num_threads(N)           --verify         check the export against a reload
         """;
 
@@ -65,6 +66,9 @@ internal sealed record SampleOptions
     public int? Threads { get; init; }
 
     public bool Verify { get; init; }
+
+    /// <summary>Use <c>GuardedLoraOptions.Official()</c> instead of the library's default options.</summary>
+    public bool Official { get; init; }
 
     /// <summary>True when the sample makes its own tiny checkpoint and prompts.</summary>
     public bool Embedded => Model is null;
@@ -111,6 +115,7 @@ internal sealed record SampleOptions
                 "--relative-threshold" => o with { RelativeThreshold = Real() },
                 "--threads" => o with { Threads = Int() },
                 "--verify" => o with { Verify = true },
+                "--official" => o with { Official = true },
                 "--help" or "-h" => throw new ArgumentException(Usage),
                 var other => throw new ArgumentException($"Unknown argument '{other}'.\n\n{Usage}"),
             };
