@@ -65,8 +65,9 @@ public sealed partial class GuardedModel
             }
         }
 
-        // NaN and infinities survive a sum: one sum over all factors, and a search only when it is not finite.
-        if (factors.Count > 0 && !double.IsFinite(cat([.. factors.Select(f => f.Tensor.reshape(-1))]).sum(ScalarType.Float64).ToDouble()))
+        // NaN and infinities survive a sum: one sum per factor in its own dtype (a cheap screen; an overflowing sum only
+        // triggers the exact search), and an element-wise search only when a sum is not finite. No concatenated copy.
+        if (factors.Any(f => !double.IsFinite(f.Tensor.sum().ToDouble())))
         {
             problems.AddRange(factors.Where(f => !isfinite(f.Tensor).all().item<bool>()).Select(f => $"tensor '{f.Key}' holds NaN or infinite values"));
         }
