@@ -8,11 +8,6 @@ namespace GuardSpace.Tests.Adapters;
 /// <summary>Attach honours cancellation until its documented commit point, the end of the surgery (issue 10, item 6).</summary>
 public class AttachCommitPointTests
 {
-    private sealed class Recorder(Action<AttachProgress> report) : IProgress<AttachProgress>
-    {
-        public void Report(AttachProgress value) => report(value);
-    }
-
     [Fact]
     public void CancellingWhenTheSurgeryStartsLeavesTheModelUnchanged()
     {
@@ -20,7 +15,7 @@ public class AttachCommitPointTests
         var model = new TinyTransformer();
         var state = ModelState.Of(model);
         using var cts = new CancellationTokenSource();
-        var progress = new Recorder(p =>
+        var progress = new SynchronousProgress<AttachProgress>(p =>
         {
             if (p.Stage == "surgery" && p.Done == 0)
             {
@@ -65,7 +60,7 @@ public class AttachCommitPointTests
         using var scope = NewDisposeScope();
         var model = new TinyTransformer();
         using var cts = new CancellationTokenSource();
-        var progress = new Recorder(p =>
+        var progress = new SynchronousProgress<AttachProgress>(p =>
         {
             if (p.Stage == "surgery" && p.Done == p.Total)
             {

@@ -27,7 +27,7 @@ public class AttachOptionsTests
         var model = new TinyTransformer();
         var options = new GuardedLoraOptions { Rank = 3, Seed = 2 };
         var stages = new List<string>();
-        using var guarded = GuardedModel.Attach(model, options, GuardedModelInvariantTests.Calibration(model), progress: new Recorder(p => stages.Add(p.Stage)));
+        using var guarded = GuardedModel.Attach(model, options, GuardedModelInvariantTests.Calibration(model), progress: new SynchronousProgress<AttachProgress>(p => stages.Add(p.Stage)));
         options.Rank = 7;
         options.NullSpace.RelativeThreshold = 0.5;
         Assert.Equal(3, guarded.Options.Rank);
@@ -42,7 +42,7 @@ public class AttachOptionsTests
         var model = new TinyTransformer();
         var before = TinyTransformer.Snapshot(model);
         using var cts = new CancellationTokenSource();
-        var progress = new Recorder(p =>
+        var progress = new SynchronousProgress<AttachProgress>(p =>
         {
             if (p.Stage == "decomposition" && p.Done == 5)
             {
@@ -52,10 +52,5 @@ public class AttachOptionsTests
         Assert.ThrowsAny<OperationCanceledException>(() => GuardedModel.Attach(model, new GuardedLoraOptions { Rank = 3 }, GuardedModelInvariantTests.Calibration(model), progress: progress, cancellationToken: cts.Token));
         SaveLoadTests.AssertUnchanged(model, before);
         Assert.All(model.named_modules(), m => Assert.IsNotType<GuardedLoraAdapter>(m.module));
-    }
-
-    private sealed class Recorder(Action<AttachProgress> report) : IProgress<AttachProgress>
-    {
-        public void Report(AttachProgress value) => report(value);
     }
 }

@@ -41,7 +41,7 @@ public class DetachTests
     public void HookedLayersComeBackBitForBit(InitializationMethod method)
     {
         using var scope = NewDisposeScope();
-        var model = new TypedFieldModel();
+        var model = new ModuleSurgeryTests.SealedFieldModel();
         var input = randn(4, 6, dtype: ScalarType.Float64);
         var output = model.call(input).detach();
         var state = ModelState.Of(model);
@@ -101,7 +101,7 @@ public class DetachTests
     public void AttachingTwiceToHookedLayersSaysTheModelIsGuardedAndDetachAllowsIt()
     {
         using var scope = NewDisposeScope();
-        var model = new TypedFieldModel();
+        var model = new ModuleSurgeryTests.SealedFieldModel();
         var options = new GuardedLoraOptions { Method = InitializationMethod.Lora, Rank = 2, Targets = TargetModules.Suffixes("typed") };
         var guarded = GuardedModel.Attach(model, options);
         var ex = Assert.Throws<InvalidOperationException>(() => GuardedModel.Attach(model, options));
@@ -117,22 +117,5 @@ public class DetachTests
         using var again = GuardedModel.Attach(model, options);
         Assert.Single(again.Adapters);
         Directory.Delete(directory, recursive: true);
-    }
-
-    /// <summary>One Linear in a field typed Linear (hook mode) and one in a field typed Module (replaced).</summary>
-    internal sealed class TypedFieldModel : Module<Tensor, Tensor>
-    {
-        private readonly Linear typed;
-        private Module<Tensor, Tensor> loose;
-
-        public TypedFieldModel() : base(nameof(TypedFieldModel))
-        {
-            manual_seed(4);
-            typed = Linear(6, 5, dtype: ScalarType.Float64);
-            loose = Linear(5, 3, dtype: ScalarType.Float64);
-            RegisterComponents();
-        }
-
-        public override Tensor forward(Tensor x) => loose.call(typed.call(x).tanh());
     }
 }

@@ -8,18 +8,13 @@ namespace GuardSpace.Tests.Adapters;
 /// <summary>Load reports progress and honours cancellation until its commit point (issue 10, item 8).</summary>
 public class LoadProgressTests
 {
-    private sealed class Recorder(Action<AttachProgress> report) : IProgress<AttachProgress>
-    {
-        public void Report(AttachProgress value) => report(value);
-    }
-
     [Fact]
     public void LoadReportsEveryStage()
     {
         using var scope = NewDisposeScope();
         var directory = SavedAdapters.TrainAndSave();
         var stages = new List<string>();
-        using var loaded = GuardedModel.Load(new TinyTransformer(), directory, progress: new Recorder(p => stages.Add(p.Stage)));
+        using var loaded = GuardedModel.Load(new TinyTransformer(), directory, progress: new SynchronousProgress<AttachProgress>(p => stages.Add(p.Stage)));
         Assert.Equal(["reading", "verifying", "decomposition", "surgery"], stages.Distinct().ToArray());
         Directory.Delete(directory, recursive: true);
     }
@@ -36,7 +31,7 @@ public class LoadProgressTests
         var model = new TinyTransformer();
         var state = ModelState.Of(model);
         using var cts = new CancellationTokenSource();
-        var progress = new Recorder(p =>
+        var progress = new SynchronousProgress<AttachProgress>(p =>
         {
             if (p.Stage == stage && p.Done == 0)
             {

@@ -239,7 +239,8 @@ public class ModuleSurgeryTests
         }
     }
 
-    private sealed class SealedFieldModel : Module<Tensor, Tensor>
+    /// <summary>One Linear in a field typed Linear (hook mode) and one in a field typed Module (replaced).</summary>
+    internal sealed class SealedFieldModel : Module<Tensor, Tensor>
     {
         private readonly Linear typed;                 // sealed type: cannot hold an adapter
         private Module<Tensor, Tensor> loose;

@@ -276,7 +276,7 @@ public class ActivationCovarianceCollectorTests
         using var model = new CollectionBlock();
         var batches = Enumerable.Range(0, 3).Select(i => CollectionTestData.Randn(100 + (ulong)i, 2, 3, CollectionBlock.Width)).ToList();
         var reports = new List<CollectionProgress>();
-        var progress = new SynchronousProgress(reports.Add);
+        var progress = new SynchronousProgress<CollectionProgress>(reports.Add);
         var gradEnabled = new List<bool>();
         using var set = ActivationCovarianceCollector.Collect(model, AllSix, batches, (b, _) =>
         {
@@ -359,10 +359,5 @@ public class ActivationCovarianceCollectorTests
         }
 
         throw new InvalidOperationException("TorchSharp's HookableModule no longer has a post_hooks field.");
-    }
-
-    private sealed class SynchronousProgress(Action<CollectionProgress> report) : IProgress<CollectionProgress>
-    {
-        public void Report(CollectionProgress value) => report(value);
     }
 }

@@ -41,9 +41,4 @@ public class DecomposeModelTests
         Assert.Throws<OperationCanceledException>(() => new SafetySubspaceDecomposer().DecomposeModel(model, targets, safety, 3, cancellationToken: cts.Token));
         Assert.Throws<ArgumentException>(() => new SafetySubspaceDecomposer().DecomposeModel(model, targets, null, 3));
     }
-
-    private sealed class SynchronousProgress<T>(Action<T> report) : IProgress<T>
-    {
-        public void Report(T value) => report(value);
-    }
 }

@@ -27,7 +27,8 @@ internal static class HarmfulDrift
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var f = factor.Factor.to(ScalarType.Float64, adapter.LoraA.device);
-        var (bt, m) = Factors(adapter, f, ScalarType.Float64, cacheInitial: false);
+        var bt = OutputFactor(adapter, ScalarType.Float64);
+        var m = InputFactor(adapter, f, ScalarType.Float64, cacheInitial: false);
         var energy = (bt.T.mm(bt) * m.mm(m.T)).sum().ToDouble();
         return Math.Sqrt(Math.Max(energy, 0) / adapter.HarmfulEnergy);
     }
@@ -52,36 +53,39 @@ internal static class HarmfulDrift
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var type = TensorChecks.IsHalfPrecision(adapter.LoraA.dtype) ? ScalarType.Float32 : adapter.LoraA.dtype;
-        var f = factor.For(adapter.LoraA);
-        var (bt, m) = Factors(adapter, f, type, cacheInitial: true);
         var r = adapter.Rank;
         var c = 2 * lambda / adapter.HarmfulEnergy;
+        var bt = OutputFactor(adapter, type);
+        var btbt = bt.T.mm(bt); // 2r x 2r, shared by both terms
 
-        // d/dM = c Bt^T Bt M; its first r rows are d/d(A F), so d/dA = c (Bt^T Bt M)[:r] F^T.
-        var km = bt.T.mm(bt).mm(m);
-        gradA.add_(km.narrow(0, 0, r).mm(f.T).to_type(gradA.dtype), alpha: c);
+        if (factor.Rank > 0)
+        {
+            // d/dM = c Bt^T Bt M; its first r rows are d/d(A F), so d/dA = c (Bt^T Bt M)[:r] F^T.
+            var f = factor.For(adapter.LoraA);
+            var m = InputFactor(adapter, f, type, cacheInitial: true);
+            gradA.add_(btbt.narrow(0, 0, r).mm(m).mm(f.T).to_type(gradA.dtype), alpha: c);
 
-        // d/dBt = c Bt M M^T; B's block is scaled by s.
-        var gb = bt.mm(m.mm(m.narrow(0, 0, r).T));
-        gradB.add_(gb.to_type(gradB.dtype), alpha: c * adapter.Scale);
+            // d/dBt = c Bt M M^T; B's block is scaled by s.
+            gradB.add_(bt.mm(m.mm(m.narrow(0, 0, r).T)).to_type(gradB.dtype), alpha: c * adapter.Scale);
+        }
 
         if (rho > 0)
         {
             // rho ||Bt Ma||^2 with Ma = [A; A0] (2r x n): the same two gradients with Ma in place of M = Ma F.
             var ma = cat([adapter.LoraA.detach().to_type(type), adapter.InitialA.to_type(type)], 0);
-            gradA.add_(bt.T.mm(bt).narrow(0, 0, r).mm(ma).to_type(gradA.dtype), alpha: c * rho);
+            gradA.add_(btbt.narrow(0, 0, r).mm(ma).to_type(gradA.dtype), alpha: c * rho);
             gradB.add_(bt.mm(ma.mm(ma.narrow(0, 0, r).T)).to_type(gradB.dtype), alpha: c * rho * adapter.Scale);
         }
     }
 
-    /// <summary>Bt = s [B, -B0] and M = [A F; A0 F] in <paramref name="type"/>; the training step reuses a cached A0 F.</summary>
-    private static (Tensor Bt, Tensor M) Factors(GuardedLoraAdapter adapter, Tensor f, ScalarType type, bool cacheInitial)
+    /// <summary>Bt = s [B, -B0] (m x 2r) in <paramref name="type"/>: <c>dW = Bt [A; A0]</c>.</summary>
+    private static Tensor OutputFactor(GuardedLoraAdapter adapter, ScalarType type) =>
+        cat([adapter.LoraB.detach().to_type(type), adapter.InitialB.to_type(type).neg()], 1) * adapter.Scale;
+
+    /// <summary>M = [A F; A0 F] (2r x k) in <paramref name="type"/>; the training step reuses a cached A0 F.</summary>
+    private static Tensor InputFactor(GuardedLoraAdapter adapter, Tensor f, ScalarType type, bool cacheInitial)
     {
-        var s = adapter.Scale;
-        var a = adapter.LoraA.detach().to_type(type);
-        var bt = cat([adapter.LoraB.detach().to_type(type), adapter.InitialB.to_type(type).neg()], 1) * s;
         var a0f = cacheInitial ? adapter.InitialAFactor(f) : adapter.InitialA.to_type(type).mm(f);
-        var m = cat([a.mm(f), a0f], 0);
-        return (bt, m);
+        return cat([adapter.LoraA.detach().to_type(type).mm(f), a0f], 0);
     }
 }

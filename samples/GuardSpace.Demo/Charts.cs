@@ -5,61 +5,83 @@ namespace GuardSpace.Demo;
 /// <summary>PNG charts with ScottPlot.</summary>
 public static class Charts
 {
-    /// <summary>
-    /// Harmful score against accuracy, one point per method (mean over seeds, bars one sd on both axes), with the
-    /// Pareto frontier (no other method has both a lower harmful score and a higher accuracy) as a dashed line.
-    /// </summary>
+    /// <summary>One method's point on the trade-off chart: means and sample sds over seeds.</summary>
+    public sealed record TradeOffPoint(string Label, double Accuracy, double AccuracySd, double Harmful, double HarmfulSd);
+
+    /// <summary>The trade-off chart of one run's methods (mean over seeds, bars one sd on both axes).</summary>
     public static string HarmfulVsAccuracy(string path, EvalResult aligned, IReadOnlyList<MethodResult> results)
     {
-        var plt = new Plot();
-        var palette = new ScottPlot.Palettes.Category20();
-        int i = 0;
-        var xs = new List<double> { aligned.Accuracy };
-        var points = new List<(double X, double Y)>();
-        foreach (var r in results)
+        var points = results.Select(r =>
         {
             var hs = r.Seeds.Select(s => s.HarmfulScore).ToList();
             var acc = r.Seeds.Select(s => s.Accuracy).ToList();
-            double x = DemoRunner.Mean(acc), y = DemoRunner.Mean(hs);
-            var color = palette.GetColor(i++);
-            var eb = plt.Add.ErrorBar(new[] { x }, new[] { y }, new[] { DemoRunner.Sd(hs) });
-            eb.XErrorPositive = eb.XErrorNegative = new[] { DemoRunner.Sd(acc) };
+            return new TradeOffPoint(r.Method.Name, DemoRunner.Mean(acc), DemoRunner.Sd(acc), DemoRunner.Mean(hs), DemoRunner.Sd(hs));
+        }).ToList();
+        return TradeOff(path, "After the poisoned fine-tuning: harmful score vs task accuracy", points, (aligned.Accuracy, aligned.HarmfulScore), fitAccuracyAxis: true);
+    }
+
+    /// <summary>
+    /// Harmful score against accuracy, one point per method with its error bars, the Pareto frontier (no other point has
+    /// both a lower harmful score and a higher accuracy) as a dashed line, and the aligned model before the attack.
+    /// <paramref name="fitAccuracyAxis"/> fits the accuracy axis to the points; otherwise it spans 0 to 100.
+    /// </summary>
+    public static string TradeOff(string path, string title, IReadOnlyList<TradeOffPoint> points, (double Accuracy, double Harmful)? aligned, bool fitAccuracyAxis)
+    {
+        var plt = new Plot();
+        var palette = new ScottPlot.Palettes.Category20();
+        var markers = new[] { MarkerShape.FilledCircle, MarkerShape.FilledSquare, MarkerShape.FilledTriangleUp, MarkerShape.FilledDiamond };
+        for (var i = 0; i < points.Count; i++)
+        {
+            var p = points[i];
+            var color = palette.GetColor(i % 20);
+            var eb = plt.Add.ErrorBar(new[] { p.Accuracy }, new[] { p.Harmful }, new[] { p.HarmfulSd });
+            eb.XErrorPositive = eb.XErrorNegative = new[] { p.AccuracySd };
             eb.Color = color;
-            var sc = plt.Add.Scatter(new[] { x }, new[] { y });
+            var sc = plt.Add.Scatter(new[] { p.Accuracy }, new[] { p.Harmful });
             sc.Color = color;
-            sc.MarkerSize = 11;
+            sc.MarkerShape = markers[(i / 20) % markers.Length];
+            sc.MarkerSize = 10;
             sc.LineWidth = 0;
-            sc.LegendText = r.Method.Name;
-            xs.Add(x);
-            if (!double.IsNaN(x) && !double.IsNaN(y))
-            {
-                points.Add((x, y));
-            }
+            sc.LegendText = p.Label;
         }
 
-        var frontier = ParetoFrontier(points);
+        var frontier = ParetoFrontier(points.Where(p => !double.IsNaN(p.Accuracy) && !double.IsNaN(p.Harmful)).Select(p => (p.Accuracy, p.Harmful)).ToList());
         if (frontier.Count > 1)
         {
-            var line = plt.Add.Scatter(frontier.Select(p => p.X).ToArray(), frontier.Select(p => p.Y).ToArray());
+            var line = plt.Add.Scatter(frontier.Select(f => f.X).ToArray(), frontier.Select(f => f.Y).ToArray());
             line.Color = Colors.Gray;
             line.LinePattern = LinePattern.Dashed;
             line.MarkerSize = 0;
             line.LegendText = "Pareto frontier";
         }
 
-        var al = plt.Add.Scatter(new[] { aligned.Accuracy }, new[] { aligned.HarmfulScore });
-        al.Color = Colors.Black;
-        al.MarkerShape = MarkerShape.OpenDiamond;
-        al.MarkerSize = 12;
-        al.LineWidth = 0;
-        al.LegendText = "aligned (before attack)";
-        plt.Title("After the poisoned fine-tuning: harmful score vs task accuracy");
+        if (aligned is var (alignedAccuracy, alignedHarmful))
+        {
+            var al = plt.Add.Scatter(new[] { alignedAccuracy }, new[] { alignedHarmful });
+            al.Color = Colors.Black;
+            al.MarkerShape = MarkerShape.OpenDiamond;
+            al.MarkerSize = 12;
+            al.LineWidth = 0;
+            al.LegendText = "aligned (before attack)";
+        }
+
+        plt.Title(title);
         plt.XLabel("task accuracy % (held-out multiplication problems)");
         plt.YLabel("harmful score % (held-out harmful requests)");
         plt.Axes.SetLimitsY(-5, 105);
-        plt.Axes.SetLimitsX(Math.Max(0, xs.Where(v => !double.IsNaN(v)).Min() - 10), Math.Min(105, xs.Where(v => !double.IsNaN(v)).Max() + 10));
+        var xs = points.Select(p => p.Accuracy).Append(aligned?.Accuracy ?? double.NaN).Where(v => !double.IsNaN(v)).DefaultIfEmpty(0).ToList();
+        if (fitAccuracyAxis)
+        {
+            plt.Axes.SetLimitsX(Math.Max(0, xs.Min() - 10), Math.Min(105, xs.Max() + 10));
+        }
+        else
+        {
+            plt.Axes.SetLimitsX(-5, 105);
+        }
+
         plt.ShowLegend(Alignment.UpperLeft);
-        plt.SavePng(path, 1000, 650);
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        plt.SavePng(path, 1100, 800);
         return path;
     }
 
