@@ -78,8 +78,29 @@ public class CovarianceCollectionBenchmarks
         _collector = new ActivationCovarianceCollector(_block, TargetModules.Suffixes("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"));
     }
 
+    [GlobalSetup(Target = nameof(LibraryCollectorNoScaling))]
+    public void SetupLibraryNoScaling() => SetupLibrary(new CovarianceCollectionOptions { Scaling = ActivationScaling.None });
+
+    [GlobalSetup(Target = nameof(LibraryCollectorFloat32))]
+    public void SetupLibraryFloat32() => SetupLibrary(new CovarianceCollectionOptions { AccumulationType = ScalarType.Float32 });
+
+    private void SetupLibrary(CovarianceCollectionOptions options)
+    {
+        Build();
+        _collector = new ActivationCovarianceCollector(_block, TargetModules.Suffixes("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"), options);
+    }
+
+    /// <summary>The library's collector with its defaults: the official per-sample max-abs scaling, float64 sums, shared inputs.</summary>
     [Benchmark]
     public void LibraryCollector() => Forward();
+
+    /// <summary>The same without the official per-sample scaling (<see cref="ActivationScaling.None"/>): the scaling's cost.</summary>
+    [Benchmark]
+    public void LibraryCollectorNoScaling() => Forward();
+
+    /// <summary>The same with float32 sums (<see cref="CovarianceCollectionOptions.AccumulationType"/>): the float64 products' cost.</summary>
+    [Benchmark]
+    public void LibraryCollectorFloat32() => Forward();
 
     [GlobalCleanup]
     public void Cleanup()

@@ -12,6 +12,7 @@ using TorchSharp;
 //   --threads N             torch.set_num_threads(N)
 //   --memory-table          print the projector-storage table (not a timed benchmark) and exit
 //   --check-iterative       accuracy check of the library's iterative solver against its full SVD and exit
+//   --llama-block           decompose one whole Llama-2-7B-shaped block (7 layers, 4096/11008) once and print its time
 //   --self-test             numeric self-test of the device against float64 CPU results and exit
 //   --paired-training [N]   GuardSpaceHook / PlainLora step ratio from N interleaved (ABBA) rounds and exit
 //   --out-of-process        use BenchmarkDotNet's default toolchain instead of the in-process one
@@ -28,7 +29,7 @@ for (var i = 0; i < args.Length; i++)
         case "--threads" when i + 1 < args.Length:
             torch.set_num_threads(int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture));
             break;
-        case "--memory-table" or "--check-iterative" or "--self-test" or "--paired-training":
+        case "--memory-table" or "--check-iterative" or "--llama-block" or "--self-test" or "--paired-training":
             mode = args[i];
             break;
         case "--out-of-process":
@@ -48,6 +49,8 @@ switch (mode)
         return 0;
     case "--check-iterative":
         return IterativeCheck.Run(rest);
+    case "--llama-block":
+        return LlamaBlockDecomposition.Run(rest);
     case "--self-test":
         return SelfTest.Run(rest);
     case "--paired-training":

@@ -65,6 +65,20 @@ public class TrainingStepBenchmarks
     [GlobalSetup(Target = nameof(GuardSpaceFallbackHook))]
     public void SetupLibraryFallback() => SetupLibrary(official: false, fillInputs: true);
 
+    [GlobalSetup(Target = nameof(LibraryHookOnly))]
+    public void SetupLibraryHookOnly()
+    {
+        SetupLibrary(official: true);
+        Step(guard: false); // gradients exist from here on
+    }
+
+    [GlobalSetup(Target = nameof(LibraryHookDefaultOnly))]
+    public void SetupLibraryHookDefaultOnly()
+    {
+        SetupLibrary(official: false);
+        Step(guard: false);
+    }
+
     private void SetupLibrary(bool official, bool fillInputs = false)
     {
         var device = BenchEnv.Device;
@@ -195,6 +209,26 @@ public class TrainingStepBenchmarks
             ProjectBatched(group.Key, layers.Select(l => (Tensor)l.A).ToList());
         }
 
+        BenchEnv.Sync();
+    }
+
+    /// <summary>
+    /// The library's own hook work, alone: <see cref="GuardedModel.AfterBackward"/> and <see cref="GuardedModel.AfterStep"/>
+    /// of a <see cref="GuardedModel"/> with <see cref="GuardedLoraOptions.Official"/> (projection only), exactly what
+    /// <see cref="GuardedOptimizer"/> adds around the inner step. Its ratio to <see cref="PlainLora"/> is the hook's
+    /// share of a step, measured in the same run.
+    /// </summary>
+    [Benchmark]
+    public void LibraryHookOnly() => HookAlone();
+
+    /// <summary>The same with the library's default options: the harmful-drift penalty's gradient plus the projections.</summary>
+    [Benchmark]
+    public void LibraryHookDefaultOnly() => HookAlone();
+
+    private void HookAlone()
+    {
+        _guardedModel!.AfterBackward();
+        _guardedModel.AfterStep();
         BenchEnv.Sync();
     }
 

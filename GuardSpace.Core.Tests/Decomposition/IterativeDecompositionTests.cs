@@ -147,15 +147,20 @@ public class IterativeDecompositionTests
         AssertMatchesOracle(result, w, c, r, DecompositionMethod.CovarianceSmallest);
     }
 
-    /// <summary>Auto: iterative for the smallest-end methods when min(m, n) &gt;= 512 and r &lt;= min(m, n) / 32, the full SVD otherwise.</summary>
+    /// <summary>Auto: iterative for the smallest-end methods when min(m, n) &gt;= 512, r &lt;= min(m, n) / 32 and max(m, n) &lt;= 1.5 min(m, n); the full SVD otherwise.</summary>
     [Theory]
     [InlineData(600, 512, 16, DecompositionMethod.CovarianceSmallest, DecompositionSolver.Iterative)]
     [InlineData(512, 600, 16, DecompositionMethod.PlainSmallest, DecompositionSolver.Iterative)]
     [InlineData(600, 512, 17, DecompositionMethod.CovarianceSmallest, DecompositionSolver.FullSvd)]
     [InlineData(511, 600, 4, DecompositionMethod.CovarianceSmallest, DecompositionSolver.FullSvd)]
     [InlineData(4096, 4096, 16, DecompositionMethod.CovarianceSmallest, DecompositionSolver.Iterative)]
-    [InlineData(4096, 11008, 128, DecompositionMethod.CovarianceSmallest, DecompositionSolver.Iterative)]
-    [InlineData(4096, 11008, 129, DecompositionMethod.CovarianceSmallest, DecompositionSolver.FullSvd)]
+    [InlineData(6144, 4096, 128, DecompositionMethod.CovarianceSmallest, DecompositionSolver.Iterative)]
+    [InlineData(6144, 4096, 129, DecompositionMethod.CovarianceSmallest, DecompositionSolver.FullSvd)]
+    [InlineData(768, 512, 16, DecompositionMethod.CovarianceSmallest, DecompositionSolver.Iterative)]
+    [InlineData(769, 512, 16, DecompositionMethod.CovarianceSmallest, DecompositionSolver.FullSvd)]
+    [InlineData(512, 769, 16, DecompositionMethod.PlainSmallest, DecompositionSolver.FullSvd)]
+    [InlineData(11008, 4096, 16, DecompositionMethod.CovarianceSmallest, DecompositionSolver.FullSvd)]
+    [InlineData(4096, 11008, 16, DecompositionMethod.CovarianceSmallest, DecompositionSolver.FullSvd)]
     [InlineData(4096, 4096, 16, DecompositionMethod.CovarianceLargest, DecompositionSolver.FullSvd)]
     [InlineData(4096, 4096, 16, DecompositionMethod.PlainLargest, DecompositionSolver.FullSvd)]
     public void AutoRuleChoosesByMethodSizeAndRank(int m, int n, int r, DecompositionMethod method, DecompositionSolver expected)

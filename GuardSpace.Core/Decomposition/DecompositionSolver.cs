@@ -5,7 +5,7 @@ public enum DecompositionSolver
 {
     /// <summary>
     /// <see cref="Iterative"/> when the method takes the r smallest components (GuardSpace, CorDA-KPM, MiLoRA) and the
-    /// adapter is small against the layer, <c>min(m, n) &gt;= 512</c> and <c>r &lt;= min(m, n) / 32</c>; <see cref="FullSvd"/>
+    /// adapter is small against the layer, <c>min(m, n) &gt;= 512</c>, <c>r &lt;= min(m, n) / 32</c> and the layer is near square (<c>max(m, n) &lt;= 1.5 min(m, n)</c>); <see cref="FullSvd"/>
     /// otherwise, where a full thin SVD was as fast or faster (the largest end converges slowly on weight-like spectra).
     /// </summary>
     Auto,

@@ -159,10 +159,13 @@ public sealed class SafetySubspaceDecomposer : ISafetySubspaceDecomposer
 
     /// <summary>
     /// The solver <see cref="DecompositionSolver.Auto"/> stands for: iterative when the method takes the r smallest
-    /// components, <c>min(m, n) &gt;= 512</c> and <c>r &lt;= min(m, n) / 32</c>; the full SVD otherwise. Measured on 2 loaded
-    /// cores (docs/benchmarks.md): the smallest-end solver wins from k = 512, r = 16 on (about 1.3x there, 2-4x at k = 1024,
-    /// r = 8..16) and loses at r = k / 8; the largest end converges slowly on weight-like spectra (30-100 iterations) and
-    /// lost to the full SVD everywhere, so Auto never picks it.
+    /// components, <c>min(m, n) &gt;= 512</c>, <c>r &lt;= min(m, n) / 32</c> and the layer is near square
+    /// (<c>max(m, n) &lt;= 1.5 min(m, n)</c>); the full SVD otherwise. Measured (docs/benchmarks.md): the smallest-end
+    /// solver wins from k = 512, r = 16 on (0.49-0.53x the official pipeline at 2048 and 4096 square) and loses at r = k / 8.
+    /// On rectangular layers the smallest singular values of <c>W C</c> bunch up at the lower edge of the spectrum, so
+    /// inverse iteration crawls: 768 x 512 needed 40 iterations, and the Llama-2-7B gate/up (11008 x 4096) and down
+    /// (4096 x 11008) shapes did not converge in 100 and fell back, paying the iterations and the SVD. The largest end
+    /// converges slowly on weight-like spectra (30-100 iterations) and lost to the full SVD everywhere, so Auto never picks it.
     /// </summary>
     internal static DecompositionSolver ChooseSolver(DecompositionSolver requested, DecompositionMethod method, long m, long n, int rank)
     {
@@ -171,8 +174,11 @@ public sealed class SafetySubspaceDecomposer : ISafetySubspaceDecomposer
             return requested;
         }
 
-        var k = Math.Min(m, n);
-        return method.TakesSmallest() && k >= AutoMinimumWidth && (long)rank * AutoWidthPerRank <= k ? DecompositionSolver.Iterative : DecompositionSolver.FullSvd;
+        var (k, big) = (Math.Min(m, n), Math.Max(m, n));
+        var nearSquare = 2 * big <= 3 * k;
+        return method.TakesSmallest() && k >= AutoMinimumWidth && (long)rank * AutoWidthPerRank <= k && nearSquare
+            ? DecompositionSolver.Iterative
+            : DecompositionSolver.FullSvd;
     }
 
     /// <summary>One thin SVD of <paramref name="product"/>; the r components from <paramref name="first"/> on, and every singular value.</summary>

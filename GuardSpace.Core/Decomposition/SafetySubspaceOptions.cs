@@ -33,7 +33,7 @@ public sealed class SafetySubspaceOptions
 
     /// <summary>
     /// How the r extreme singular triplets are found. Default <see cref="DecompositionSolver.Auto"/>: the iterative solver
-    /// for the smallest-component methods when <c>min(m, n) &gt;= 512</c> and <c>r &lt;= min(m, n) / 32</c>, the full thin
+    /// for the smallest-component methods when <c>min(m, n) &gt;= 512</c>, <c>r &lt;= min(m, n) / 32</c> and <c>max(m, n) &lt;= 1.5 min(m, n)</c>, the full thin
     /// SVD otherwise. Both give the same
     /// decomposition up to rounding; the iterative solver falls back to the full SVD when it cannot guarantee that.
     /// </summary>

@@ -31,7 +31,8 @@ internal static class TensorChecks
         }
     }
 
-    public static void ThrowIfNotSymmetric(Tensor matrix, string layer, string tensorName, double relativeTolerance = 1e-6)
+    /// <summary>Throws when the matrix is not symmetric to <paramref name="relativeTolerance"/>; returns max |C - C^T| (0: exactly symmetric).</summary>
+    public static double ThrowIfNotSymmetric(Tensor matrix, string layer, string tensorName, double relativeTolerance = 1e-6)
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
@@ -44,6 +45,8 @@ internal static class TensorChecks
                 $"Layer '{layer}': {tensorName} is not symmetric (max |C - C^T| = {asym:G3} against max |C| = {scale:G3}). " +
                 "Pass a covariance sum of x x^T as collected by ActivationCovarianceCollector, or symmetrise it with (C + C^T) / 2.");
         }
+
+        return asym;
     }
 
     /// <summary>

@@ -77,12 +77,15 @@ public sealed class NullSpaceProjector : INullSpaceProjector
         var n = harmfulCovariance.dim() == 2 ? harmfulCovariance.shape[0] : -1;
         TensorChecks.ThrowIfNotSquare(harmfulCovariance, n, name, "harmful covariance", "Pass the n x n covariance collected on the layer's input.");
         TensorChecks.ThrowIfNonFinite(harmfulCovariance, name, "harmful covariance", "Check the model and the harmful prompts: a layer produced non-finite activations.");
-        TensorChecks.ThrowIfNotSymmetric(harmfulCovariance, name, "harmful covariance");
+        var asymmetry = TensorChecks.ThrowIfNotSymmetric(harmfulCovariance, name, "harmful covariance");
 
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var c = harmfulCovariance.to_type(options.ComputeType);
-        c = (c + c.T) * 0.5; // exact symmetry for eigh
+        if (asymmetry != 0)
+        {
+            c = (c + c.T) * 0.5; // exact symmetry for eigh (a no-op, so skipped, when it already holds)
+        }
         var (eigenvalues, eigenvectors) = linalg.eigh(c); // ascending
         var mu = eigenvalues.to_type(ScalarType.Float64).cpu().data<double>().ToArray();
         CovarianceChecks.ThrowIfIndefinite(mu, name, harmfulCovariance.dtype, options.ComputeType);
