@@ -32,6 +32,24 @@ public class TensorChecksTests
         Assert.Equal(0.0, TensorChecks.MaxAsymmetry(s.to_type(dtype)));
     }
 
+    /// <summary>A covariance asymmetric within the tolerance is symmetrised before eigh: the projector is the symmetrised matrix's.</summary>
+    [Fact]
+    public void SlightlyAsymmetricCovarianceIsSymmetrisedBeforeTheFit()
+    {
+        using var scope = NewDisposeScope();
+        var x = randn(40, 12, dtype: ScalarType.Float64, generator: new Generator(9, CPU));
+        var c = x.T.mm(x);
+        var skew = triu(randn(12, 12, dtype: ScalarType.Float64, generator: new Generator(10, CPU)), 1) * (1e-8 * c.abs().max().ToDouble());
+        var slightly = c + skew;                                              // only the upper triangle moves
+        var options = new GuardSpace.Projection.NullSpaceOptions { Rule = GuardSpace.Projection.NullSpaceThresholdRule.EnergyFraction, EnergyFraction = 0.7 };
+        using var fitted = GuardSpace.Projection.NullSpaceProjector.Fit("fc", slightly, options);
+        using var reference = GuardSpace.Projection.NullSpaceProjector.Fit("fc", (slightly + slightly.T) * 0.5, options);
+        Assert.InRange(fitted.NullDimension, 1, 11);
+        var probe = randn(3, 12, dtype: ScalarType.Float64, generator: new Generator(11, CPU));
+        var difference = (fitted.ProjectRows(probe) - reference.ProjectRows(probe)).abs().max().ToDouble();
+        Assert.True(difference < 1e-12, $"projector differs from the symmetrised matrix's by {difference:G3}");
+    }
+
     [Fact]
     public void AsymmetryInALaterBlockIsRefused()
     {

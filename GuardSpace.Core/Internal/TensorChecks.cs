@@ -65,8 +65,7 @@ internal static class TensorChecks
             var rows = Math.Min(block, n - i);
             var upper = m.narrow(0, i, rows).narrow(1, i, n - i);          // rows x (n - i)
             var lower = m.narrow(0, i, n - i).narrow(1, i, rows).T;        // the same entries of C^T
-            var value = (upper - lower).abs().max().ToDouble();
-            max = double.IsNaN(value) ? double.NaN : Math.Max(max, value);
+            max = Math.Max(max, (upper - lower).abs().max().ToDouble()); // Math.Max keeps a NaN
         }
 
         return max;

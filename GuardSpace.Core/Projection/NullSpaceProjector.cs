@@ -86,6 +86,7 @@ public sealed class NullSpaceProjector : INullSpaceProjector
         {
             c = (c + c.T) * 0.5; // exact symmetry for eigh (a no-op, so skipped, when it already holds)
         }
+
         var (eigenvalues, eigenvectors) = linalg.eigh(c); // ascending
         var mu = eigenvalues.to_type(ScalarType.Float64).cpu().data<double>().ToArray();
         CovarianceChecks.ThrowIfIndefinite(mu, name, harmfulCovariance.dtype, options.ComputeType);
