@@ -20,7 +20,8 @@ public class IterativeDecompositionTests
     {
         { 40, 24, 3, 1, DecompositionMethod.CovarianceSmallest },  // tall
         { 24, 40, 4, 2, DecompositionMethod.CovarianceSmallest },  // wide
-        { 32, 32, 5, 3, DecompositionMethod.CovarianceSmallest },  // square
+        { 32, 32, 5, 3, DecompositionMethod.CovarianceSmallest },  // square (the LU path)
+        { 28, 28, 3, 10, DecompositionMethod.PlainSmallest },      // square, no covariance
         { 60, 20, 1, 4, DecompositionMethod.CovarianceSmallest },  // rank 1
         { 20, 60, 2, 5, DecompositionMethod.CovarianceSmallest },  // very wide
         { 40, 24, 3, 6, DecompositionMethod.CovarianceLargest },
@@ -44,11 +45,12 @@ public class IterativeDecompositionTests
 
     /// <summary>A prescribed spectrum <c>W C_l = Z</c>: clustered values (relative spacing 1e-9) inside the adapter's block.</summary>
     [Theory]
-    [InlineData(DecompositionMethod.CovarianceSmallest)]
-    [InlineData(DecompositionMethod.CovarianceLargest)]
-    public void ClusteredSingularValuesInsideTheAdapterAreExact(DecompositionMethod method)
+    [InlineData(DecompositionMethod.CovarianceSmallest, 30, 24)]
+    [InlineData(DecompositionMethod.CovarianceSmallest, 24, 24)]
+    [InlineData(DecompositionMethod.CovarianceLargest, 30, 24)]
+    public void ClusteredSingularValuesInsideTheAdapterAreExact(DecompositionMethod method, int m, int n)
     {
-        const int m = 30, n = 24, r = 4;
+        const int r = 4;
         // Descending spectrum; the adapter's 4 values are a tight cluster, well separated from the rest.
         var spectrum = Enumerable.Range(0, n).Select(i => 10.0 * Math.Pow(0.85, i)).ToArray();
         var cluster = method.TakesSmallest() ? n - r : 0;
@@ -70,6 +72,7 @@ public class IterativeDecompositionTests
     [Theory]
     [InlineData(DecompositionMethod.CovarianceSmallest, 36, 20)]
     [InlineData(DecompositionMethod.CovarianceSmallest, 20, 36)]
+    [InlineData(DecompositionMethod.CovarianceSmallest, 20, 20)]
     [InlineData(DecompositionMethod.CovarianceLargest, 36, 20)]
     public void ExactlyRepeatedSingularValuesInsideTheAdapterAreExact(DecompositionMethod method, int m, int n)
     {
@@ -112,6 +115,7 @@ public class IterativeDecompositionTests
     [Theory]
     [InlineData(40, 32)]
     [InlineData(24, 32)]
+    [InlineData(32, 32)]
     public void IllConditionedCovarianceMatchesFloat64Oracle(int m, int n)
     {
         const int r = 4;
@@ -145,6 +149,36 @@ public class IterativeDecompositionTests
         AssertFellBack(result, logs.Logger, "blocks.0.q_proj", reason);
         Assert.Equal(maxIterations, result.Diagnostics.SolverIterations);
         AssertMatchesOracle(result, w, c, r, DecompositionMethod.CovarianceSmallest);
+    }
+
+    /// <summary>
+    /// A singular weight (two zero columns, no covariance) makes the factorisation's pivot zero; a numerically singular one
+    /// (two columns scaled by 1e-200) overflows the first inverse step. Either way the solver must report it and fall back,
+    /// not throw, and the full SVD still splits W exactly.
+    /// </summary>
+    [Theory]
+    [InlineData(24, 24, 0.0, "zero pivot")]
+    [InlineData(40, 24, 0.0, "zero pivot")]
+    [InlineData(24, 24, 1e-200, "non-finite")]
+    [InlineData(40, 24, 1e-200, "non-finite")]
+    public void SingularWeightFallsBackToTheFullSvd(int m, int n, double scale, string reason)
+    {
+        const int r = 2;
+        var w = Oracle.Random(m, n, 81);
+        w.SetColumn(3, w.Column(3) * scale);
+        w.SetColumn(17, w.Column(17) * scale);
+        var logs = new RecordingLoggerFactory();
+        using var scope = NewDisposeScope();
+        var options = new SafetySubspaceOptions { Method = DecompositionMethod.PlainSmallest, Solver = DecompositionSolver.Iterative };
+        using var result = new SafetySubspaceDecomposer(options, logs.CreateLogger("test")).Decompose("layers.1.o_proj", Oracle.ToTensor(w), null, r);
+        AssertFellBack(result, logs.Logger, "layers.1.o_proj", reason);
+
+        // The adapter holds the two zero components: B0 A0 = 0 to rounding, the residual is W.
+        var spectrum = result.Diagnostics.SingularValues;
+        var product = Oracle.ToMatrix(result.AdapterB) * Oracle.ToMatrix(result.AdapterA);
+        Assert.True(spectrum[^1] <= 1e-12 * spectrum[0] && spectrum[^2] <= 1e-12 * spectrum[0], $"smallest values {spectrum[^2]:G3}, {spectrum[^1]:G3}");
+        Assert.True(product.FrobeniusNorm() <= 1e-12 * w.FrobeniusNorm(), $"||B0 A0|| = {product.FrobeniusNorm():G3}");
+        Assert.True(Oracle.RelativeError(Oracle.ToMatrix(result.Residual) + product, w) <= 1e-10, "residual + B0 A0 = W");
     }
 
     /// <summary>Auto: iterative for the smallest-end methods when min(m, n) &gt;= 512, r &lt;= min(m, n) / 32 and max(m, n) &lt;= 1.5 min(m, n); the full SVD otherwise.</summary>

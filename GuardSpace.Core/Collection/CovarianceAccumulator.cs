@@ -18,8 +18,27 @@ internal sealed class CovarianceAccumulator : IDisposable
     /// <summary>Member layers with their index in module order.</summary>
     public List<(string Name, int Index)> Members { get; } = [];
 
-    /// <summary>The running sum, null until the first call (or after ownership moved to a <see cref="LayerCovariance"/>).</summary>
-    public Tensor? Sum { get; private set; }
+    private Tensor? _sum;
+    private bool _lowerStale;
+
+    /// <summary>
+    /// The running sum, null until the first call (or after ownership moved to a <see cref="LayerCovariance"/>). Reading
+    /// it completes the lower triangle, which <see cref="Add"/> leaves stale on wide inputs (<see cref="GramUpdate"/>).
+    /// </summary>
+    public Tensor? Sum
+    {
+        get
+        {
+            if (_sum is not null && _lowerStale)
+            {
+                using var noGrad = no_grad();
+                GramUpdate.MirrorUpper(_sum);
+                _lowerStale = false;
+            }
+
+            return _sum;
+        }
+    }
 
     public long TokenCount { get; private set; }
 
@@ -57,18 +76,18 @@ internal sealed class CovarianceAccumulator : IDisposable
         var batch = x3.shape[0];
         var seq = x3.shape[1];
 
-        if (Sum is null)
+        if (_sum is null)
         {
-            Sum = zeros(n, n, dtype: accumulationType, device: x.device).DetachFromDisposeScope();
+            _sum = zeros(n, n, dtype: accumulationType, device: x.device).DetachFromDisposeScope();
         }
-        else if (Sum.shape[0] != n)
+        else if (_sum.shape[0] != n)
         {
-            throw new InvalidOperationException($"Layer '{layer}': the input width changed from {Sum.shape[0]} to {n} during collection.");
+            throw new InvalidOperationException($"Layer '{layer}': the input width changed from {_sum.shape[0]} to {n} during collection.");
         }
-        else if (Sum.device_type != x.device_type || Sum.device_index != x.device_index)
+        else if (_sum.device_type != x.device_type || _sum.device_index != x.device_index)
         {
             throw new InvalidOperationException(
-                $"Layer '{layer}': the input is on {x.device} but its covariance accumulates on {Sum.device}. Do not move the model while collecting.");
+                $"Layer '{layer}': the input is on {x.device} but its covariance accumulates on {_sum.device}. Do not move the model while collecting.");
         }
 
         Tensor? m = null;
@@ -87,6 +106,8 @@ internal sealed class CovarianceAccumulator : IDisposable
             m = mask.to(x.device).reshape(batch, seq);
         }
 
+        // xa is a copy of the caller's activations when it was converted or masked; only then may it be scaled in place.
+        var ownsCopy = x3.dtype != accumulationType || m is not null;
         var xa = x3.to_type(accumulationType);
         if (m is not null)
         {
@@ -122,9 +143,10 @@ internal sealed class CovarianceAccumulator : IDisposable
 
         if (scaling == ActivationScaling.PerSampleMaxAbs)
         {
-            var max = xa.abs().amax([1, 2]);
-            max = max.masked_fill(max.eq(0), 1);
-            xa = xa / max.view(batch, 1, 1);
+            // max |x| per sample as max(max x, -min x): two reductions, no |x| copy of the activations.
+            var max = maximum(xa.amax([1, 2]), xa.amin([1, 2]).neg());
+            max = max.masked_fill(max.eq(0), 1).view(batch, 1, 1);
+            xa = ownsCopy ? xa.div_(max) : xa / max;             // never in place in the caller's activations
         }
 
         var rows = xa.reshape(-1, n);
@@ -133,7 +155,8 @@ internal sealed class CovarianceAccumulator : IDisposable
             rows = rows.index_select(0, validRows);
         }
 
-        Sum.addmm_(rows.T, rows);
+        GramUpdate.AddUpper(_sum, rows);
+        _lowerStale |= GramUpdate.IsBlocked(n);
         TokenCount += tokens;
         SampleCount += samples;
     }
@@ -142,13 +165,13 @@ internal sealed class CovarianceAccumulator : IDisposable
     public Tensor TakeSum()
     {
         var sum = Sum ?? throw new InvalidOperationException("The accumulator holds no sum.");
-        Sum = null;
+        _sum = null;
         return sum;
     }
 
     public void Dispose()
     {
-        Sum?.Dispose();
-        Sum = null;
+        _sum?.Dispose();
+        _sum = null;
     }
 }

@@ -130,7 +130,7 @@ public sealed class SafetySubspaceDecomposer : ISafetySubspaceDecomposer
 
         var sqrtS = sSelected.sqrt();
         var adapterB = uSelected * sqrtS.unsqueeze(0);                             // m x r
-        var vHat = choleskyFactor is null ? vSelected : cholesky_solve(vSelected, choleskyFactor); // C_l^-1 V_r
+        var vHat = choleskyFactor is null ? vSelected : CholeskySolve(vSelected, choleskyFactor); // C_l^-1 V_r
         var adapterA = (vHat * sqrtS.unsqueeze(0)).T.contiguous();                 // r x n
         if (projector is not null)
         {
@@ -190,6 +190,13 @@ public sealed class SafetySubspaceDecomposer : ISafetySubspaceDecomposer
         return (u.index_select(1, selected), s.index_select(0, selected), vh.index_select(0, selected).T, singularValues);
     }
 
+    /// <summary>
+    /// <c>(L L^T)^-1 B</c> by two triangular solves. libtorch's <c>cholesky_solve</c> gives the same result but took 15-31 ms
+    /// for 4-16 columns at n = 2048 on the CPU, where the two solves take 1-2.5 ms.
+    /// </summary>
+    private static Tensor CholeskySolve(Tensor b, Tensor lower) =>
+        linalg.solve_triangular(lower.T, linalg.solve_triangular(lower, b, upper: false), upper: true);
+
     private (Tensor Damped, Tensor Factor, double Damping, double Absolute, int Doublings, double Condition, double Residual) Damp(
         string layerName, Tensor c, CancellationToken cancellationToken)
     {
@@ -219,7 +226,7 @@ public sealed class SafetySubspaceDecomposer : ISafetySubspaceDecomposer
                 continue;
             }
 
-            var solved = cholesky_solve(probes, factor);
+            var solved = CholeskySolve(probes, factor);
             var residual = (damped.mm(solved) - probes).norm().ToDouble() / probeNorm;
             if (!(residual < Options.DampingResidualTolerance))
             {
