@@ -61,8 +61,7 @@ internal static class ExtremeSingularTriplets
             if (square)
             {
                 // torch.lu with infos: a zero pivot is reported below, where linalg.lu_factor would throw (TorchSharp has no lu_factor_ex).
-                var (factor, rowPivots, _) = lu(a, get_infos: true);
-                (luFactor, pivots) = (factor, rowPivots);
+                (luFactor, pivots, _) = lu(a, get_infos: true);
             }
             else
             {
