@@ -70,21 +70,63 @@ public class WideCovarianceTests
         Assert.True(CovarianceOracle.RelativeError(second["fc"].Sum, oracleSecond) < tolerance, $"second: {CovarianceOracle.RelativeError(second["fc"].Sum, oracleSecond):G3}");
     }
 
-    /// <summary>Scaling a float32 input into float32 sums must not divide the caller's activations in place.</summary>
-    [Fact]
-    public void ScalingLeavesTheCallersActivationsAlone()
+    /// <summary>
+    /// Scaling or masking an input already in the accumulation dtype must not change the caller's activations: the
+    /// collector works on its scratch copy.
+    /// </summary>
+    [Theory]
+    [InlineData(ScalarType.Float32, false)]
+    [InlineData(ScalarType.Float64, false)]
+    [InlineData(ScalarType.Float64, true)]
+    public void ScalingLeavesTheCallersActivationsAlone(ScalarType dtype, bool masked)
     {
         const int n = 520;
-        using var model = WideModel(n, ScalarType.Float32);
-        var x = (CollectionTestData.Randn(31, 1, 6, n) * 5.0).to_type(ScalarType.Float32);
+        using var model = WideModel(n, dtype);
+        var x = (CollectionTestData.Randn(31, 2, 6, n) * 5.0).to_type(dtype);
         var before = x.clone();
-        var options = new CovarianceCollectionOptions { Scaling = ActivationScaling.PerSampleMaxAbs, AccumulationType = ScalarType.Float32 };
+        var mask = new bool[2, 6];
+        for (var j = 0; j < 6; j++)
+        {
+            (mask[0, j], mask[1, j]) = (!masked || j != 2, !masked || j < 4);
+        }
+
+        var options = new CovarianceCollectionOptions { Scaling = ActivationScaling.PerSampleMaxAbs, AccumulationType = dtype };
         using var collector = new ActivationCovarianceCollector(model, TargetModules.Suffixes("fc"), options);
+        if (masked)
+        {
+            collector.SetTokenMask(MaskTensor(mask));
+        }
+
         using var output = model.call(x);
         Assert.True(CovarianceOracle.BitEqual(before, x), "the input was changed");
         using var set = collector.ToCovarianceSet();
-        var oracle = CovarianceOracle.Sum(CovarianceOracle.Samples(before), perSampleMaxAbs: true, n);
-        Assert.True(CovarianceOracle.RelativeError(set["fc"].Sum, oracle) < 1e-6);
+        var oracle = CovarianceOracle.Sum(CovarianceOracle.Samples(before.to_type(ScalarType.Float64), mask), perSampleMaxAbs: true, n);
+        Assert.True(CovarianceOracle.RelativeError(set["fc"].Sum, oracle) < (dtype == ScalarType.Float32 ? 1e-6 : 1e-13));
+    }
+
+    /// <summary>
+    /// One scratch buffer serves every layer and pass: inputs of different widths in one forward (600 and 40), and token
+    /// counts that grow and shrink between passes, must each give the oracle's covariance.
+    /// </summary>
+    [Fact]
+    public void ScratchReusedAcrossWidthsAndLengthsKeepsEveryCovarianceExact()
+    {
+        using var model = nn.Sequential(("wide", nn.Linear(600, 40, dtype: ScalarType.Float64)), ("narrow", nn.Linear(40, 3, dtype: ScalarType.Float64)));
+        Tensor[] batches = [CollectionTestData.Randn(41, 1, 30, 600), CollectionTestData.Randn(42, 2, 50, 600) * 4.0, CollectionTestData.Randn(43, 1, 7, 600)];
+        var hidden = batches.Select(x => ((nn.Module<Tensor, Tensor>)model[0]).call(x).detach()).ToArray(); // before any hook exists
+
+        using var collector = new ActivationCovarianceCollector(model, TargetModules.Suffixes("wide", "narrow"));
+        foreach (var x in batches)
+        {
+            using var y = model.call(x);
+        }
+
+        using var set = collector.ToCovarianceSet();
+        var wide = batches.Select(x => CovarianceOracle.Sum(CovarianceOracle.Samples(x), perSampleMaxAbs: true, 600)).Aggregate((a, b) => a + b);
+        var narrow = hidden.Select(h => CovarianceOracle.Sum(CovarianceOracle.Samples(h), perSampleMaxAbs: true, 40)).Aggregate((a, b) => a + b);
+        Assert.Equal(30 + 100 + 7, set["wide"].TokenCount);
+        Assert.True(CovarianceOracle.RelativeError(set["wide"].Sum, wide) < 1e-13, $"wide: {CovarianceOracle.RelativeError(set["wide"].Sum, wide):G3}");
+        Assert.True(CovarianceOracle.RelativeError(set["narrow"].Sum, narrow) < 1e-13, $"narrow: {CovarianceOracle.RelativeError(set["narrow"].Sum, narrow):G3}");
     }
 
     private static nn.Module<Tensor, Tensor> WideModel(int n, ScalarType dtype = ScalarType.Float64) =>

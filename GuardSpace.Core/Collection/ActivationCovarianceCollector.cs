@@ -21,6 +21,9 @@ namespace GuardSpace.Collection;
 /// object in a forward pass (q/k/v; gate/up) share one covariance when
 /// <see cref="CovarianceCollectionOptions.ShareCovarianceForSharedInputs"/> is set. Not thread-safe: run one forward
 /// pass at a time. If a hook throws (a mask that does not fit, non-finite activations), discard the collector.
+/// While it lives, the collector keeps one scratch buffer as large as the largest layer input it has converted, masked
+/// or scaled (tokens x in_features in the accumulation dtype), reused by every layer and forward pass instead of a fresh
+/// copy each time; disposing it frees the buffer.
 /// </remarks>
 public sealed class ActivationCovarianceCollector : IDisposable
 {
@@ -32,6 +35,7 @@ public sealed class ActivationCovarianceCollector : IDisposable
     private readonly Dictionary<string, CovarianceAccumulator> groupOf = new(StringComparer.Ordinal);
     private readonly List<CovarianceAccumulator> groups = [];
     private readonly ConditionalWeakTable<Tensor, InputObservation> observations = new();
+    private readonly ActivationScratch scratch = new();
     private Tensor? tokenMask;
     private bool disposed;
 
@@ -229,6 +233,7 @@ public sealed class ActivationCovarianceCollector : IDisposable
         groupOf.Clear();
         tokenMask?.Dispose();
         tokenMask = null;
+        scratch.Dispose();
     }
 
     private void OnForward(string layer, Tensor input)
@@ -245,7 +250,7 @@ public sealed class ActivationCovarianceCollector : IDisposable
                 own = NewGroup(layer);
             }
 
-            own.Add(layer, input, tokenMask, options.Scaling, options.AccumulationType);
+            own.Add(layer, input, tokenMask, options.Scaling, options.AccumulationType, scratch);
             return;
         }
 
@@ -266,7 +271,7 @@ public sealed class ActivationCovarianceCollector : IDisposable
         }
 
         group = isNew ? NewGroup(layer) : group!;
-        group.Add(layer, input, tokenMask, options.Scaling, options.AccumulationType);
+        group.Add(layer, input, tokenMask, options.Scaling, options.AccumulationType, scratch);
         var fresh = new InputObservation(group, layer);
         group.Current = fresh;
         group.ObservationCount++;

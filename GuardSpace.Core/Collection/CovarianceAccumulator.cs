@@ -56,9 +56,10 @@ internal sealed class CovarianceAccumulator : IDisposable
     /// Adds the activations <paramref name="input"/> ([..., n]) of <paramref name="layer"/>: rank 3 inputs are
     /// [batch, seq, n] with one sample per batch row; any other rank is one sample whose tokens are the flattened leading
     /// dimensions. Masked-out tokens count nowhere. Throws before changing anything when the mask does not fit or the
-    /// activations are not finite.
+    /// activations are not finite. Converted, masked or scaled activations are written into <paramref name="scratch"/>,
+    /// never into the caller's tensor.
     /// </summary>
-    public void Add(string layer, Tensor input, Tensor? mask, ActivationScaling scaling, ScalarType accumulationType)
+    public void Add(string layer, Tensor input, Tensor? mask, ActivationScaling scaling, ScalarType accumulationType, ActivationScratch scratch)
     {
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
@@ -106,12 +107,12 @@ internal sealed class CovarianceAccumulator : IDisposable
             m = mask.to(x.device).reshape(batch, seq);
         }
 
-        // xa is a copy of the caller's activations when it was converted or masked; only then may it be scaled in place.
-        var ownsCopy = x3.dtype != accumulationType || m is not null;
-        var xa = x3.to_type(accumulationType);
+        // Anything that changes the activations works on a copy in the shared scratch buffer, in place there.
+        var scaled = scaling == ActivationScaling.PerSampleMaxAbs;
+        var xa = x3.dtype != accumulationType || m is not null || scaled ? scratch.CopyOf(x3, accumulationType) : x3;
         if (m is not null)
         {
-            xa = xa.masked_fill(m.logical_not().unsqueeze(-1), 0);
+            xa.masked_fill_(m.logical_not().unsqueeze(-1), 0);
         }
 
         TensorChecks.ThrowIfNonFinite(xa, layer, "the input activations",
@@ -141,12 +142,12 @@ internal sealed class CovarianceAccumulator : IDisposable
             return;
         }
 
-        if (scaling == ActivationScaling.PerSampleMaxAbs)
+        if (scaled)
         {
             // max |x| per sample as max(max x, -min x): two reductions, no |x| copy of the activations.
             var max = maximum(xa.amax([1, 2]), xa.amin([1, 2]).neg());
             max = max.masked_fill(max.eq(0), 1).view(batch, 1, 1);
-            xa = ownsCopy ? xa.div_(max) : xa / max;             // never in place in the caller's activations
+            xa.div_(max);                                        // the scratch copy, never the caller's activations
         }
 
         var rows = xa.reshape(-1, n);
