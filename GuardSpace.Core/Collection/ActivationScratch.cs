@@ -14,9 +14,6 @@ internal sealed class ActivationScratch : IDisposable
 {
     private Tensor? _buffer;
 
-    /// <summary>Elements the buffer holds now (0 before the first copy).</summary>
-    public long Capacity => _buffer?.numel() ?? 0;
-
     /// <summary>
     /// <paramref name="source"/> copied (and converted) into the buffer, shaped like it. The view is valid until the next
     /// call; the caller may change it in place.
@@ -27,7 +24,7 @@ internal sealed class ActivationScratch : IDisposable
         if (_buffer is null || _buffer.dtype != type || !_buffer.device.SameAs(source.device) || _buffer.numel() < needed)
         {
             _buffer?.Dispose();
-            _buffer = null;
+            _buffer = null;                                       // a failed allocation must not leave a disposed tensor here
             _buffer = empty(needed, dtype: type, device: source.device).DetachFromDisposeScope();
         }
 

@@ -16,10 +16,11 @@ public enum DecompositionSolver
     /// <summary>
     /// Block inverse iteration (r smallest) or block subspace iteration (r largest) in float64 on the smaller side of
     /// <c>M</c>, inverse steps solved with the LU factors of a square <c>M</c> or the triangular factor of a QR of a
-    /// rectangular one (never the Cholesky factor of its Gram matrix, which would square the condition number), finished by a Rayleigh-Ritz step on <c>M</c> itself. Falls back to
-    /// <see cref="FullSvd"/> (and says so in the log and the diagnostics) when it does not converge, when the r-th and
-    /// (r+1)-th singular values are too close for the adapter's subspace to be well defined, or when r is too close to
-    /// <c>min(m, n)</c>, or when the factorisation is singular. Only the adapter's singular values are reported; the others are NaN in the diagnostics.
+    /// rectangular one (never the Cholesky factor of its Gram matrix, which would square the condition number), finished
+    /// by a Rayleigh-Ritz step on <c>M</c> itself. Falls back to <see cref="FullSvd"/> (and says so in the log and the
+    /// diagnostics) when it does not converge, when the r-th and (r+1)-th singular values are too close for the adapter's
+    /// subspace to be well defined, when r is too close to <c>min(m, n)</c>, or when the factorisation is singular. Only
+    /// the adapter's singular values are reported; the others are NaN in the diagnostics.
     /// </summary>
     Iterative,
 }

@@ -12,10 +12,11 @@ namespace GuardSpace.Decomposition;
 /// factor of the formed Gram would square the condition number. Largest: block subspace iteration
 /// <c>X &lt;- orth(A^T (A X))</c>. Every third step is a Rayleigh-Ritz step whose Ritz vectors become the next block,
 /// and the columns are normalised before each QR, which keeps the attainable residual near eps ||M|| even when the block's
-/// singular values span orders of magnitude. The block has p = min(max(3r, r + 4), k - 1) columns. Each check is a Rayleigh-Ritz
-/// step on <c>A</c> itself: the thin SVD of <c>A X</c> (k-side vectors <c>X Z</c>, big-side vectors <c>A X Z / S</c>),
-/// accepted when the r + 1 extreme Ritz triplets have a residual at most <c>tolerance ||M||_F</c>: <c>||A^T u - s v||</c>
-/// for the largest, <c>||R v - s^2 R^-T v||</c> (square: <c>||A v - s^2 A^-T v||</c>, the same norm) for the smallest (see the comment at its computation).
+/// singular values span orders of magnitude. The block has p = min(max(3r, r + 4), k - 1) columns. Each check is a
+/// Rayleigh-Ritz step on <c>A</c> itself: the thin SVD of <c>A X</c> (k-side vectors <c>X Z</c>, big-side vectors
+/// <c>A X Z / S</c>), accepted when the r + 1 extreme Ritz triplets have a residual at most <c>tolerance ||M||_F</c>:
+/// <c>||A^T u - s v||</c> for the largest, <c>||R v - s^2 R^-T v||</c> for the smallest (square A:
+/// <c>||A v - s^2 A^-T v||</c>, the same norm; see the comment at its computation).
 /// </summary>
 internal static class ExtremeSingularTriplets
 {
