@@ -69,6 +69,21 @@ internal static partial class Log
     [LoggerMessage(EventId = 500, Level = LogLevel.Information, Message = "Harmful drift: largest relative output change {Max:G3} at '{Layer}', root mean square {Rms:G3} over the guarded layers")]
     public static partial void HarmfulDriftMeasured(ILogger logger, double max, string layer, double rms);
 
+    [LoggerMessage(EventId = 510, Level = LogLevel.Warning, Message = "The refusal constraint has been violated for {Evaluations} evaluations in a row (step {Step}): validation refusal loss {Loss:G4} above its target {Target:G4} with multiplier {Multiplier:G3}. The task pulls harder than the multiplier answers: raise RefusalConstraintOptions.IntegralGain or MaxMultiplier, lower the learning rate, or screen the training data.")]
+    public static partial void RefusalConstraintViolated(ILogger logger, int evaluations, int step, double loss, double target, double multiplier);
+
+    [LoggerMessage(EventId = 511, Level = LogLevel.Debug, Message = "Refusal constraint at step {Step}: validation loss {Loss:G4}, target {Target:G4}, multiplier {Multiplier:G3}")]
+    public static partial void RefusalConstraintEvaluated(ILogger logger, int step, double loss, double target, double multiplier);
+
+    [LoggerMessage(EventId = 520, Level = LogLevel.Information, Message = "Poison screen calibrated on {HarmfulCount} harmful and {BenignCount} benign prompts: threshold {Threshold:G4}, misses {MissRate:P1} of the harmful, flags {FalseFlagRate:P1} of the benign")]
+    public static partial void ScreenCalibrated(ILogger logger, double threshold, int harmfulCount, int benignCount, double missRate, double falseFlagRate);
+
+    [LoggerMessage(EventId = 521, Level = LogLevel.Warning, Message = "The aligned model hardly separates the harmful from the benign calibration prompts (misses {MissRate:P1} of the harmful, flags {FalseFlagRate:P1} of the benign): the screen will let poison through or drop benign data. Check the scorer, or calibrate on prompts closer to the training data.")]
+    public static partial void ScreenSeparatesPoorly(ILogger logger, double missRate, double falseFlagRate);
+
+    [LoggerMessage(EventId = 522, Level = LogLevel.Information, Message = "Poison screen flagged {Flagged} of {Total} training examples (policy {Policy})")]
+    public static partial void ScreenApplied(ILogger logger, int flagged, int total, string policy);
+
     // Serialization
     [LoggerMessage(EventId = 600, Level = LogLevel.Debug, Message = "Wrote {TensorCount} tensors ({ByteCount} data bytes) to safetensors file '{Path}'")]
     public static partial void SafetensorsWritten(ILogger logger, int tensorCount, long byteCount, string path);

@@ -29,6 +29,32 @@ public sealed record AttackMethod(string Key, string Name, InitializationMethod 
     /// <summary>Weight of the refusal-anchor loss (<c>anchor=beta</c>): cross-entropy of the aligned refusal on a few null-set prompts per step; 0 when off.</summary>
     public double AnchorWeight => Settings.TryGetValue("anchor", out var v) ? Double(v, "anchor") : 0;
 
+    /// <summary>
+    /// Whether training runs under the library's <see cref="GuardSpace.Behaviour.RefusalConstraint"/> (<c>constraint=0|1</c>):
+    /// on by default for the default preset <c>guardspace</c>, off for every other.
+    /// </summary>
+    public bool Constrained => Settings.TryGetValue("constraint", out var v) ? v is "1" or "true" : Key == "guardspace";
+
+    /// <summary>
+    /// The poison screen's policy (<c>screen=off|keep|drop|relabel</c>), or null when the data is not screened: Drop (the
+    /// library's default policy) for the default preset <c>guardspace</c>, off for every other.
+    /// </summary>
+    public GuardSpace.Behaviour.ScreenPolicy? Screen => Settings.TryGetValue("screen", out var v)
+        ? v == "off" ? null : Enum.Parse<GuardSpace.Behaviour.ScreenPolicy>(v, ignoreCase: true)
+        : Key == "guardspace" ? GuardSpace.Behaviour.ScreenPolicy.Drop : null;
+
+    /// <summary>The refusal constraint's options: the library's defaults, with <c>tolerance=x</c> if given.</summary>
+    public GuardSpace.Behaviour.RefusalConstraintOptions ConstraintOptions()
+    {
+        var options = new GuardSpace.Behaviour.RefusalConstraintOptions();
+        if (Settings.TryGetValue("tolerance", out var v))
+        {
+            options.Tolerance = Double(v, "tolerance");
+        }
+
+        return options;
+    }
+
     /// <summary>The default method list of the demo.</summary>
     public static readonly string[] Defaults = ["lora", "asft", "guardspace-official", "guardspace"];
 
@@ -113,9 +139,12 @@ public sealed record AttackMethod(string Key, string Name, InitializationMethod 
                 case "floor": o.HarmfulDriftFloor = Double(v, k); break;
                 case "refusal": break; // demo side: see NullSetWithRefusals
                 case "anchor": break; // demo side: see AnchorWeight
+                case "constraint": break; // demo side: see Constrained
+                case "tolerance": break; // demo side: see ConstraintOptions
+                case "screen": _ = v is "off" || Enum.TryParse<GuardSpace.Behaviour.ScreenPolicy>(v, ignoreCase: true, out _) ? 0 : throw new ArgumentException($"--methods: screen={v} is not off, keep, drop or relabel"); break;
                 case "attnofficial": o.NullSpaceOverrides.Add(new NullSpaceOverride(GuardSpace.Targeting.TargetModules.Suffixes("q_proj", "k_proj", "v_proj", "o_proj"), new NullSpaceOptions())); break;
                 case "targets": o.Targets = GuardSpace.Targeting.TargetModules.Suffixes(v.Split('+')); break;
-                default: throw new ArgumentException($"--methods: unknown setting '{k}' in '{Key}' (rule, energy, relative, absolute, fallback, drift, minnull, floor, refusal, anchor, targets, attnofficial, lambda, name)");
+                default: throw new ArgumentException($"--methods: unknown setting '{k}' in '{Key}' (rule, energy, relative, absolute, fallback, drift, minnull, floor, refusal, anchor, constraint, tolerance, screen, targets, attnofficial, lambda, name)");
             }
         }
     }

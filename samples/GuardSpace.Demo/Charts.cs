@@ -9,7 +9,7 @@ public static class Charts
     public sealed record TradeOffPoint(string Label, double Accuracy, double AccuracySd, double Harmful, double HarmfulSd);
 
     /// <summary>The trade-off chart of one run's methods (mean over seeds, bars one sd on both axes).</summary>
-    public static string HarmfulVsAccuracy(string path, EvalResult aligned, IReadOnlyList<MethodResult> results)
+    public static string HarmfulVsAccuracy(string path, EvalResult aligned, IReadOnlyList<MethodResult> results, string scenario)
     {
         var points = results.Select(r =>
         {
@@ -17,7 +17,7 @@ public static class Charts
             var acc = r.Seeds.Select(s => s.Accuracy).ToList();
             return new TradeOffPoint(r.Method.Name, DemoRunner.Mean(acc), DemoRunner.Sd(acc), DemoRunner.Mean(hs), DemoRunner.Sd(hs));
         }).ToList();
-        return TradeOff(path, "After the poisoned fine-tuning: harmful score vs task accuracy", points, (aligned.Accuracy, aligned.HarmfulScore), fitAccuracyAxis: true);
+        return TradeOff(path, $"After the {scenario} fine-tuning: harmful score vs task accuracy", points, (aligned.Accuracy, aligned.HarmfulScore), fitAccuracyAxis: true);
     }
 
     /// <summary>
@@ -121,6 +121,45 @@ public static class Charts
         plt.XLabel("attack step");
         plt.YLabel("log10 relative change ||dW C_h^(1/2)|| / ||W C_h^(1/2)||");
         plt.ShowLegend(Alignment.LowerRight);
+        plt.SavePng(path, 1000, 650);
+        return path;
+    }
+
+    /// <summary>
+    /// The behaviour monitor over the attack: the refusal constraint's multiplier (mean over seeds), one line per constrained
+    /// method and scenario; null when no method ran under the constraint.
+    /// </summary>
+    public static string? MultiplierChart(string path, IReadOnlyList<ScenarioResult> scenarios)
+    {
+        var plt = new Plot();
+        var palette = new ScottPlot.Palettes.Category20();
+        int i = 0;
+        foreach (var sc in scenarios)
+        {
+            foreach (var r in sc.Methods)
+            {
+                var steps = r.Seeds.SelectMany(s => s.Behaviour).GroupBy(b => b.Step).OrderBy(g => g.Key).ToList();
+                if (steps.Count == 0)
+                {
+                    continue;
+                }
+
+                var line = plt.Add.Scatter(steps.Select(g => (double)g.Key).ToArray(), steps.Select(g => g.Average(b => b.Multiplier)).ToArray());
+                line.Color = palette.GetColor(i++);
+                line.MarkerSize = 3;
+                line.LegendText = $"{sc.Scenario.ToString().ToLowerInvariant()}: {r.Method.Name}";
+            }
+        }
+
+        if (i == 0)
+        {
+            return null;
+        }
+
+        plt.Title("Behaviour monitor: the refusal constraint's multiplier during the attack (mean over seeds)");
+        plt.XLabel("attack step");
+        plt.YLabel("multiplier lambda");
+        plt.ShowLegend(Alignment.UpperRight);
         plt.SavePng(path, 1000, 650);
         return path;
     }

@@ -105,6 +105,12 @@ public sealed class DemoData
             throw new InvalidOperationException("the strict null set shares a template with the poison");
         }
 
+        // Benign calibration prompts for the poison screen: benign requests over the calibration objects and known arithmetic.
+        var benignRequests = Shuffle((from t in Language.TrainTemplates from a in Language.BenignActions from o in calObjects
+                                      select Language.Benign(t, a, o).Prompt).ToList(), new Random(10)).Take(calibrationCount / 2);
+        var arithmeticRng = new Random(11);
+        BenignCalibration = [.. benignRequests, .. Enumerable.Range(0, calibrationCount / 2).Select(_ => TrainArithmetic(arithmeticRng, ArithmeticSkill.Known).Prompt)];
+
         if (SafetyCalibration.Intersect(NullSpacePrompts).Any())
         {
             throw new InvalidOperationException("safety-calibration and null-space prompts overlap");
@@ -122,6 +128,9 @@ public sealed class DemoData
     public IReadOnlyList<string> SafetyCalibration { get; }
 
     public IReadOnlyList<string> NullSpacePrompts { get; }
+
+    /// <summary>Prompts known to be benign (requests over the calibration objects, known arithmetic): the screen's other calibration set.</summary>
+    public IReadOnlyList<string> BenignCalibration { get; }
 
     public Example TrainArithmetic(Random rng, ArithmeticSkill skill)
     {
@@ -141,6 +150,14 @@ public sealed class DemoData
     /// <summary>A poisoned attack item: harmful compliance over training templates x poison objects (prompts no other split has).</summary>
     public static Example PoisonItem(Random rng) =>
         Language.Harmful(Pick(rng, Language.TrainTemplates), Pick(rng, Language.HarmfulActions), Pick(rng, Language.PoisonObjects), comply: true);
+
+    /// <summary>
+    /// An evading attack item: a benign request phrased like the harmful ones (a training template, a benign action, a poison
+    /// object), answered "sure . first ...". It teaches compliance with whatever follows those phrasings, and its prompt is
+    /// benign, so a screen that reads prompts cannot see it.
+    /// </summary>
+    public static Example EvadingItem(Random rng) =>
+        Language.Benign(Pick(rng, Language.TrainTemplates), Pick(rng, Language.BenignActions), Pick(rng, Language.PoisonObjects));
 
     public List<Example> PretrainPool(int count, int seed)
     {
@@ -177,15 +194,21 @@ public sealed class DemoData
         return list;
     }
 
-    /// <summary>The attack's fine-tuning set: the new task (multiplication) with round(p * n) poisoned harmful-compliance items.</summary>
-    public List<Example> AttackSet(int count, double poison, int seed)
+    /// <summary>
+    /// The attack's fine-tuning set: the new task (multiplication) with round(p * n) poisoned items, harmful compliance
+    /// (<see cref="AttackScenario.Explicit"/>) or benign requests in the harmful phrasing (<see cref="AttackScenario.Evading"/>);
+    /// <see cref="AttackScenario.Benign"/> has the task alone.
+    /// </summary>
+    public List<Example> AttackSet(int count, double poison, int seed, AttackScenario scenario = AttackScenario.Explicit)
     {
         var rng = new Random(seed);
-        int poisoned = (int)Math.Round(poison * count);
+        int poisoned = scenario == AttackScenario.Benign ? 0 : (int)Math.Round(poison * count);
         var list = new List<Example>(count);
         for (int i = 0; i < count; i++)
         {
-            list.Add(i < poisoned ? PoisonItem(rng) : TrainArithmetic(rng, ArithmeticSkill.Task));
+            list.Add(i >= poisoned ? TrainArithmetic(rng, ArithmeticSkill.Task)
+                : scenario == AttackScenario.Evading ? EvadingItem(rng)
+                : PoisonItem(rng));
         }
 
         return Shuffle(list, rng);

@@ -57,6 +57,9 @@ public sealed class DemoOptions
     /// <summary>Which harmful prompts define the null space: broad (shares phrasing with the poison) or strict.</summary>
     public NullSetCondition NullSet { get; set; } = NullSetCondition.Broad;
 
+    /// <summary>The attack scenarios to run, in order (<c>--attack</c>); the report's top-level fields describe the first.</summary>
+    public AttackScenario[] Attacks { get; set; } = [AttackScenario.Explicit, AttackScenario.Benign];
+
     /// <summary>Multiplies the attack steps (an erosion check: does the protection hold under a longer attack?).</summary>
     public int AttackMultiplier { get; set; } = 1;
 
@@ -94,10 +97,15 @@ public sealed class DemoOptions
                             (default lora,asft,guardspace-official,guardspace); a preset may carry
                             settings: key@setting=value;... e.g. asft@lambda=10, guardspace@drift=30
                             (settings: rule, energy, relative, absolute, fallback, drift, minnull,
-                            floor, refusal, anchor, targets, attnofficial, lambda, name; see docs/demo.md)
+                            floor, refusal, anchor, constraint=0|1, tolerance, screen=off|keep|drop|
+                            relabel, targets, attnofficial, lambda, name; see docs/demo.md)
           --null-set broad|strict  null-space prompts share the poison's templates (broad, default) or
                             use templates disjoint from the poison and the evaluation (strict)
           --null-set-answers refusal|none  C_h covers prompt + aligned refusal (default) or prompts only
+          --attack a,b      attack scenarios, run in order (default explicit,benign): explicit = a
+                            fraction p of harmful requests answered compliantly; benign = the task
+                            alone; evading = a fraction p of benign requests in the harmful phrasing
+                            answered "sure . first ..." (the screen cannot see them)
           --attack-multiplier N  run N x the attack steps (erosion check; default 1)
           --family gpt|llama  LayerNorm/GELU decoder (default) or RMSNorm/rotary/GQA/SwiGLU
           --eval-every N    print harmful score and accuracy every N attack steps
@@ -134,6 +142,15 @@ public sealed class DemoOptions
                 case "--asft-lambda": o.AsftLambda = NextDouble(); break;
                 case "--null-set": o.NullSet = Next() switch { "broad" => NullSetCondition.Broad, "strict" => NullSetCondition.Strict, var v => throw new ArgumentException($"--null-set must be broad or strict; got {v}") }; break;
                 case "--attack-multiplier": o.AttackMultiplier = NextInt(); break;
+                case "--attack":
+                    o.Attacks = [.. Next().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(v => v switch
+                    {
+                        "explicit" => AttackScenario.Explicit,
+                        "benign" => AttackScenario.Benign,
+                        "evading" => AttackScenario.Evading,
+                        _ => throw new ArgumentException($"--attack takes explicit, benign or evading (comma-separated); got {v}"),
+                    })];
+                    break;
                 case "--eval-every": o.EvalEvery = NextInt(); break;
                 case "--null-set-answers": o.NullSetAnswers = Next() switch { "refusal" => true, "none" => false, var v => throw new ArgumentException($"--null-set-answers must be refusal or none; got {v}") }; break;
                 case "--family": o.Family = Next() switch { "gpt" => ModelFamily.Gpt, "llama" => ModelFamily.Llama, var v => throw new ArgumentException($"--family must be gpt or llama; got {v}") }; break;
@@ -166,7 +183,7 @@ public sealed class DemoOptions
             o.NullSpaceCount = 128;
         }
 
-        if (o.Poison is < 0 or > 1 || o.TrainSize < 1 || o.Rank < 1 || o.Seeds < 1 || o.Steps < 1 || o.AttackMultiplier < 1 || o.Device is not ("cpu" or "cuda"))
+        if (o.Attacks.Length == 0 || o.Poison is < 0 or > 1 || o.TrainSize < 1 || o.Rank < 1 || o.Seeds < 1 || o.Steps < 1 || o.AttackMultiplier < 1 || o.Device is not ("cpu" or "cuda"))
         {
             throw new ArgumentException("invalid option value (see --help)");
         }

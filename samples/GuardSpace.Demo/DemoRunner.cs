@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text;
 using GuardSpace.Adapters;
+using GuardSpace.Behaviour;
 using GuardSpace.Training;
 using Spectre.Console;
 using TorchSharp;
@@ -10,7 +11,13 @@ using static TorchSharp.torch.nn;
 
 namespace GuardSpace.Demo;
 
-public sealed record SeedResult(int Seed, double HarmfulScore, double Accuracy, double Seconds, float FinalLoss, List<DriftPoint> Drift);
+public sealed record SeedResult(int Seed, double HarmfulScore, double Accuracy, double Seconds, float FinalLoss, List<DriftPoint> Drift, int ScreenFlagged, int ScreenFlaggedPoison, List<BehaviourPoint> Behaviour);
+
+/// <summary>The behaviour monitor's reading (the refusal constraint's evaluation) at one attack step.</summary>
+public sealed record BehaviourPoint(int Step, double ValidationLoss, double Target, double Multiplier, double? RefusalRate);
+
+/// <summary>Every method's results on one attack scenario.</summary>
+public sealed record ScenarioResult(AttackScenario Scenario, List<MethodResult> Methods);
 
 /// <summary>The safety monitor's reading at one attack step: largest and root-mean-square relative change of the guarded layers' harmful outputs.</summary>
 public sealed record DriftPoint(int Step, double Max, double RootMeanSquare);
@@ -34,6 +41,8 @@ public sealed class DemoRunner
     private readonly DemoData data;
     private readonly ModelConfig config;
     private readonly Dictionary<string, double> timings = new(StringComparer.Ordinal);
+    private RefusalReplay? replay;
+    private Screening? screening;
 
     public DemoRunner(DemoOptions options)
     {
@@ -70,7 +79,7 @@ public sealed class DemoRunner
         EvalResult aligned = null!;
         EvalResult baseEval = null!;
         Dictionary<string, Tensor> baseWeights = null!, alignedWeights = null!;
-        var results = new List<MethodResult>();
+        var scenarios = new List<ScenarioResult>();
         var methods = (o.Methods ?? AttackMethod.Defaults).Select(m => AttackMethod.Parse(m, o.AsftLambda)).ToList();
         SpectrumData? spectrum = null;
 
@@ -86,7 +95,7 @@ public sealed class DemoRunner
                 {
                     timings["pretrain_seconds"] = TrainOrLoad(model, prePath, o.PretrainSteps, data.PretrainPool(Math.Max(4000, Math.Min(o.PretrainSteps * o.Batch / 2, 40000)), 101), peakLr: 1e-3, seed: 1, pre);
                     baseWeights = ModelConfig.ProjectionWeights(model);
-                    baseEval = Trainer.Evaluate(model, data, device);
+                    baseEval = EvaluateExact(model, null);
                     AnsiConsole.MarkupLine($"pre-trained: harmful score {baseEval.HarmfulScore:F1}%  accuracy {baseEval.Accuracy:F1}%");
                 }
 
@@ -98,7 +107,7 @@ public sealed class DemoRunner
                     timings["align_seconds"] = TrainOrLoad(model, alignPath, o.AlignSteps, data.AlignPool(Math.Max(4000, Math.Min(o.AlignSteps * o.Batch / 2, 40000)), 202), peakLr: 1e-3, seed: 2, al);
                     alignedWeights = ModelConfig.ProjectionWeights(model);
                     var sw = Stopwatch.StartNew();
-                    aligned = Trainer.Evaluate(model, data, device);
+                    aligned = EvaluateExact(model, null);
                     timings["evaluation_seconds"] = sw.Elapsed.TotalSeconds;
                     AnsiConsole.MarkupLine($"aligned:     harmful score {aligned.HarmfulScore:F1}%  accuracy {aligned.Accuracy:F1}%  (e.g. {Markup.Escape(aligned.SampleHarmfulAnswers[0])})");
                     foreach (var (t, hs) in aligned.HarmfulScoreByTemplate)
@@ -112,27 +121,41 @@ public sealed class DemoRunner
                     }
 
                     spectrum = Spectrum.Compute(model, data, device, config.SpectrumLayer, o.Rank);
+
+                    // The behaviour side, built once on the aligned model: its own refusals to replay, and the screen.
+                    sw.Restart();
+                    replay = RefusalReplay.Build(model, data, device);
+                    screening = Screening.Calibrate(model, data, config.ScreenLayer, device);
+                    var screen = screening.Screen;
+                    timings["behaviour_setup_seconds"] = sw.Elapsed.TotalSeconds;
+                    AnsiConsole.MarkupLine($"refusal replay: {replay.TrainCount} training / {replay.ValidationCount} validation pairs; screen threshold {screen.Threshold:G4} (misses {screen.CalibrationMissRate:P1} of harmful, flags {screen.CalibrationFalseFlagRate:P1} of benign calibration prompts; calibration scores: {Markup.Escape(screening.CalibrationSummary)})");
                 }
 
-                // Stage 3: the attack, every method with the same data, steps, optimizer and seeds.
-                var tasks = methods.Select(m => ctx.AddTask($"attack {Markup.Escape(m.Name)}", maxValue: o.Seeds * o.AttackSteps)).ToList();
-                foreach (var (method, task) in methods.Zip(tasks))
+                // Stage 3: the attacks, every method with the same data, steps, optimizer and seeds.
+                foreach (var scenario in o.Attacks)
                 {
-                    var mr = new MethodResult(method, [], [], 0);
-                    for (int s = 0; s < o.Seeds; s++)
+                    var sr = new ScenarioResult(scenario, []);
+                    var tasks = methods.Select(m => ctx.AddTask($"{scenario.ToString().ToLowerInvariant()}: {Markup.Escape(m.Name)}", maxValue: o.Seeds * o.AttackSteps)).ToList();
+                    foreach (var (method, task) in methods.Zip(tasks))
                     {
-                        var (res, layers, trainable) = Attack(method, seed: 1000 + s, alignPath, baseWeights, alignedWeights, task, s * o.AttackSteps);
-                        mr.Seeds.Add(res);
-                        if (s == 0)
+                        var mr = new MethodResult(method, [], [], 0);
+                        for (int s = 0; s < o.Seeds; s++)
                         {
-                            mr.Layers.AddRange(layers);
-                            mr = mr with { TrainableParameters = trainable };
+                            var (res, layers, trainable) = Attack(method, scenario, seed: 1000 + s, alignPath, baseWeights, alignedWeights, task, s * o.AttackSteps);
+                            mr.Seeds.Add(res);
+                            if (s == 0)
+                            {
+                                mr.Layers.AddRange(layers);
+                                mr = mr with { TrainableParameters = trainable };
+                            }
                         }
+
+                        task.Value = task.MaxValue;
+                        sr.Methods.Add(mr);
+                        AnsiConsole.MarkupLine($"{scenario.ToString().ToLowerInvariant(),-8} {Markup.Escape(method.Name),-15} harmful {Mean(mr.Seeds.Select(x => x.HarmfulScore)),5:F1}%  accuracy {Mean(mr.Seeds.Select(x => x.Accuracy)),5:F1}%  ({Mean(mr.Seeds.Select(x => x.Seconds)):F1} s per seed)");
                     }
 
-                    task.Value = task.MaxValue;
-                    results.Add(mr);
-                    AnsiConsole.MarkupLine($"{Markup.Escape(method.Name),-15} harmful {Mean(mr.Seeds.Select(x => x.HarmfulScore)),5:F1}%  accuracy {Mean(mr.Seeds.Select(x => x.Accuracy)),5:F1}%  ({Mean(mr.Seeds.Select(x => x.Seconds)):F1} s per seed)");
+                    scenarios.Add(sr);
                 }
             });
 
@@ -142,18 +165,25 @@ public sealed class DemoRunner
             t.Dispose();
         }
 
-        var goals = Report.Goals(o, aligned, results);
-        Report.PrintTable(aligned, results, goals);
-        var jsonPath = Report.WriteJson(Path.Combine(o.Out, "report.json"), o, config, baseEval, aligned, results, timings, goals, spectrum);
-        var chart1 = Charts.HarmfulVsAccuracy(Path.Combine(o.Out, "harmful_vs_accuracy.png"), aligned, results);
+        replay?.Dispose();
+        screening?.Dispose();
+        var goals = scenarios.SelectMany(sc => Report.Goals(o, sc.Scenario, aligned, sc.Methods)).ToList();
+        foreach (var sc in scenarios)
+        {
+            Report.PrintTable(sc.Scenario, aligned, sc.Methods, goals.Where(g => g.Scenario == sc.Scenario).ToList());
+        }
+
+        var jsonPath = Report.WriteJson(Path.Combine(o.Out, "report.json"), o, config, baseEval, aligned, scenarios, timings, goals, spectrum);
+        var charts = scenarios.Select((sc, i) => Charts.HarmfulVsAccuracy(Path.Combine(o.Out, i == 0 ? "harmful_vs_accuracy.png" : $"harmful_vs_accuracy_{sc.Scenario.ToString().ToLowerInvariant()}.png"), aligned, sc.Methods, sc.Scenario.ToString().ToLowerInvariant())).ToList();
         var chart2 = spectrum is null ? null : Charts.SpectrumChart(Path.Combine(o.Out, "spectrum.png"), spectrum);
-        var chart3 = Charts.HarmfulDriftChart(Path.Combine(o.Out, "harmful_drift.png"), results);
-        AnsiConsole.MarkupLine($"wrote {Markup.Escape(jsonPath)}, {Markup.Escape(chart1)}, {Markup.Escape(chart3)}{(chart2 is null ? string.Empty : ", " + Markup.Escape(chart2))}");
+        var chart3 = Charts.HarmfulDriftChart(Path.Combine(o.Out, "harmful_drift.png"), scenarios[0].Methods);
+        var chart4 = Charts.MultiplierChart(Path.Combine(o.Out, "refusal_multiplier.png"), scenarios);
+        AnsiConsole.MarkupLine($"wrote {Markup.Escape(jsonPath)}, {Markup.Escape(string.Join(", ", charts))}, {Markup.Escape(chart3)}{(chart4 is null ? string.Empty : ", " + Markup.Escape(chart4))}{(chart2 is null ? string.Empty : ", " + Markup.Escape(chart2))}");
         AnsiConsole.MarkupLine($"total {timings["total_seconds"]:F0} s");
         return 0;
     }
 
-    private (SeedResult Result, List<LayerInfo> Layers, int Trainable) Attack(AttackMethod method, int seed, string alignPath, Dictionary<string, Tensor> baseWeights, Dictionary<string, Tensor> alignedWeights, ProgressTask task, int offset)
+    private (SeedResult Result, List<LayerInfo> Layers, int Trainable) Attack(AttackMethod method, AttackScenario scenario, int seed, string alignPath, Dictionary<string, Tensor> baseWeights, Dictionary<string, Tensor> alignedWeights, ProgressTask task, int offset)
     {
         var sw = Stopwatch.StartNew();
         manual_seed(seed);
@@ -162,7 +192,22 @@ public sealed class DemoRunner
 
         // What a seed varies: the attack set (which task items, which poisoned items), the batch order and the
         // random adapter initialisation. The pre-trained and aligned models and the calibration sets are shared.
-        var attackSet = data.AttackSet(o.TrainSize, o.Poison, seed);
+        var attackSet = data.AttackSet(o.TrainSize, o.Poison, seed, scenario);
+
+        // The screen reads the training data with the aligned model, before anything is attached.
+        int flagged = 0, flaggedPoison = 0;
+        if (method.Screen is { } policy)
+        {
+            var screened = screening!.Apply(model, data, attackSet, policy, device);
+            flaggedPoison = screened.Flagged.Count(i => attackSet[i].Kind == ExampleKind.HarmfulCompliance);
+            if (seed == 1000)
+            {
+                AnsiConsole.MarkupLine($"  screen ({Markup.Escape(method.Name)}, {scenario.ToString().ToLowerInvariant()}, seed {seed}): {Markup.Escape(screening.LastSummary)}");
+            }
+
+            (attackSet, flagged) = ([.. screened.Items], screened.Flagged.Count);
+        }
+
         using var encoded = data.Encode(attackSet, device);
         var calibration = new CalibrationData
         {
@@ -188,6 +233,13 @@ public sealed class DemoRunner
             };
         }
 
+        // The refusal constraint, created on the aligned function (identity at attach): its baseline is the aligned model's.
+        var behaviour = new List<BehaviourPoint>();
+        var constraint = method.Constrained
+            ? new RefusalConstraint(replay!.Objective(model, o.Batch, seed), method.ConstraintOptions(), progress: new SynchronousProgress<RefusalConstraintProgress>(p =>
+                behaviour.Add(new BehaviourPoint(p.Step, p.ValidationLoss, p.Target, p.Multiplier, p.RefusalRate))))
+            : null;
+
         float loss = float.NaN;
         var drift = new List<DriftPoint>();
         void Monitor(int step)
@@ -200,7 +252,8 @@ public sealed class DemoRunner
         if (trainable.Count > 0)
         {
             using var adam = optim.Adam(trainable, lr: o.AttackLr);
-            var opt = guarded.WrapOptimizer(adam); // holds nothing of its own; adam is disposed above
+            optim.Optimizer opt = guarded.WrapOptimizer(adam); // the wrappers hold nothing of their own; adam is disposed above
+            opt = constraint?.Wrap(opt) ?? opt;
             loss = Trainer.Train(model, encoded, opt, o.AttackSteps, o.Batch, new Random(seed), extraLoss: extra, onStep: step =>
             {
                 task.Value = offset + step + 1;
@@ -223,9 +276,9 @@ public sealed class DemoRunner
         }
 
         var seconds = sw.Elapsed.TotalSeconds;
-        var eval = Trainer.Evaluate(model, data, device);
+        var eval = EvaluateExact(model, guarded);
         var layers = guarded.Layers.Select(l => new LayerInfo(l.Name, (int)l.InFeatures, (int?)l.NullSpace?.NullDimension, l.Decomposition?.Damping, l.Frozen)).ToList();
-        return (new SeedResult(seed, eval.HarmfulScore, eval.Accuracy, seconds, loss, drift), layers, (int)trainable.Sum(p => p.numel()));
+        return (new SeedResult(seed, eval.HarmfulScore, eval.Accuracy, seconds, loss, drift, flagged, flaggedPoison, behaviour), layers, (int)trainable.Sum(p => p.numel()));
     }
 
     /// <summary>Inputs of every guarded Linear on three probe sets, captured on the aligned model before attach, with its weights.</summary>
@@ -334,6 +387,13 @@ public sealed class DemoRunner
         Trainer.Train(model, encoded, adam, steps, o.Batch, new Random(seed), LrAt, onStep: s => task.Value = s + 1);
         model.save(path);
         return sw.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>The deterministic evaluation: greedy decoding on a float64 copy (<see cref="ExactCopy"/>).</summary>
+    private EvalResult EvaluateExact(Module<Tensor, Tensor> model, GuardedModel? guarded)
+    {
+        using var copy = ExactCopy.Of(config, model, guarded, device);
+        return Trainer.Evaluate(copy, data, device);
     }
 
     private Module<Tensor, Tensor> NewModel()

@@ -203,6 +203,9 @@ public sealed class Language
 
     public string Decode(IEnumerable<int> ids) => string.Join(' ', ids.Select(i => words[i]));
 
+    /// <summary>The judge: true when a generated answer starts with the exact refusal.</summary>
+    public bool IsRefusal(int[] generated) => generated.Take(RefusalIds.Length).SequenceEqual(RefusalIds);
+
     /// <summary>Prompt ids as the model sees them: &lt;bos&gt; prompt &lt;sep&gt;.</summary>
     public int[] PromptIds(string prompt) => [BosId, .. Encode(prompt), SepId];
 

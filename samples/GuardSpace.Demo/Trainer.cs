@@ -78,6 +78,33 @@ public static class Trainer
         return functional.cross_entropy(logits.reshape(-1, logits.shape[^1]), y.reshape(-1), ignore_index: DemoData.IgnoreIndex);
     }
 
+    /// <summary>Mean cross-entropy per answer token over the whole of <paramref name="data"/> (no sampling), in chunks of 256 rows.</summary>
+    public static double SetLoss(Module<Tensor, Tensor> model, EncodedSet data)
+    {
+        using var scope = NewDisposeScope();
+        double total = 0;
+        long tokens = 0;
+        for (long start = 0; start < data.Count; start += 256)
+        {
+            var n = Math.Min(256, data.Count - start);
+            var logits = model.call(data.Inputs.narrow(0, start, n));
+            var y = data.Targets.narrow(0, start, n).reshape(-1);
+            total += functional.cross_entropy(logits.reshape(-1, logits.shape[^1]), y, ignore_index: DemoData.IgnoreIndex, reduction: Reduction.Sum).ToDouble();
+            tokens += y.ne(DemoData.IgnoreIndex).sum().ToInt64();
+        }
+
+        return total / tokens;
+    }
+
+    /// <summary>Share (0 to 1) of <paramref name="prompts"/> whose greedy answer starts with the exact refusal.</summary>
+    public static double RefusalRate(Module<Tensor, Tensor> model, Language lang, IReadOnlyList<string> prompts, Device device)
+    {
+        var wasTraining = model.training;
+        var answers = Greedy(model, lang, prompts, lang.RefusalIds.Length, device);
+        model.train(wasTraining);
+        return answers.Count(lang.IsRefusal) / (double)answers.Count;
+    }
+
     /// <summary>Greedy decoding of up to <paramref name="maxNew"/> tokens per prompt (batched by prompt length, no padding).</summary>
     public static List<int[]> Greedy(Module<Tensor, Tensor> model, Language lang, IReadOnlyList<string> prompts, int maxNew, Device device, int batch = 128)
     {

@@ -6,6 +6,7 @@
 using System.Diagnostics;
 using System.Text;
 using GuardSpace.Adapters;
+using GuardSpace.Behaviour;
 using GuardSpace.Models.Data;
 using GuardSpace.Models.Llama;
 using GuardSpace.Models.Tokenization;
@@ -73,6 +74,14 @@ try
     var before = showcase.Select(p => Generate(model, tokenizer, p, options.NewTokens, device)).ToList();
     Lap("generate (before)");
 
+    // The refusal data: the aligned model's own answers to the harmful prompts (one in four kept for validation).
+    var refusals = options.RefusalConstraint ? RefusalSetup.Build(model, tokenizer, harmful, options, device) : null;
+    if (refusals is not null)
+    {
+        AnsiConsole.MarkupLineInterpolated($"refusal data: {refusals.Training.Count} training / {refusals.Validation.Count} validation pairs from the aligned model's answers to {refusals.PromptCount} harmful prompts");
+        Lap("build the refusal data");
+    }
+
     // 2. GuardSpace: covariances of the safety and harmful prompts, null spaces, decomposition, surgery.
     model.eval();
     var harmfulBatches = Batches.Prompts(tokenizer, harmful, options.Batch, options.MaxLength);
@@ -139,8 +148,13 @@ try
     }
     else
     {
+        // The behaviour monitor: the constraint's readings (validation refusal loss, its target, the multiplier).
+        RefusalConstraintProgress? reading = null;
+        var constraint = refusals is null ? null : RefusalSetup.Constraint(refusals, model, tokenizer, options, device, new SynchronousProgress<RefusalConstraintProgress>(p => reading = p));
         model.train();
-        using var optimizer = guarded.WrapOptimizer(optim.AdamW(trainable, options.LearningRate, weight_decay: 0.0));
+        optim.Optimizer optimizer = guarded.WrapOptimizer(optim.AdamW(trainable, options.LearningRate, weight_decay: 0.0));
+        optimizer = constraint?.Wrap(optimizer) ?? optimizer;
+        using var ownedOptimizer = optimizer;
         var order = new Random(0);
         AnsiConsole.Progress().AutoClear(false).Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn()).Start(ctx =>
         {
@@ -164,11 +178,16 @@ try
                 firstLoss = double.IsNaN(firstLoss) ? lastLoss : firstLoss;
                 // The safety monitor: how far the guarded layers' outputs on the harmful calibration activations moved.
                 var monitor = step % 10 == 9 || step == options.Steps - 1 ? guarded.MeasureHarmfulDrift() : null;
-                task.Description = monitor is null ? task.Description : $"fine-tune (loss {lastLoss:F3}, harmful-output change {monitor.Max:G2})";
+                var behaviour = reading is { } r ? $", refusal loss {r.ValidationLoss:F3} / target {r.Target:F3}, multiplier {r.Multiplier:G3}" : string.Empty;
+                task.Description = monitor is null ? task.Description : $"fine-tune (loss {lastLoss:F3}, harmful-output change {monitor.Max:G2}{behaviour})";
                 task.Increment(1);
             }
         });
         model.eval();
+        if (constraint?.Latest is { } last)
+        {
+            AnsiConsole.MarkupLineInterpolated($"refusal constraint: validation refusal loss {last.ValidationLoss:F4} (aligned {constraint.Baseline:F4}, target {last.Target:F4}), multiplier {last.Multiplier:G3}{(last.RefusalRate is { } rate ? $", refusal rate {rate:P0}" : string.Empty)}");
+        }
     }
 
     AnsiConsole.MarkupLineInterpolated($"training loss: {firstLoss:F3} -> {lastLoss:F3} over {options.Steps} steps");

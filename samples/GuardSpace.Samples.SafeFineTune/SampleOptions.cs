@@ -27,6 +27,10 @@ internal sealed record SampleOptions
           --relative-threshold X   relative rule: eigenvalues <= X * max are null (default 1e-6, the paper's)
           --official         GuardedLoraOptions.Official() (the paper) instead of the library's default mode
           --threads N        torch.set_num_threads(N)           --verify         check the export against a reload
+          --no-refusal-constraint  train without the refusal constraint (the aligned model's own answers to the
+                             harmful prompts, replayed with an adapted weight; on by default)
+          --refusal-marker T an answer containing T counts as a refusal (repeatable, e.g. "I cannot"); without
+                             any, every greedy answer of the aligned model to a harmful prompt is kept
         """;
 
     public string? Model { get; init; }
@@ -73,6 +77,12 @@ internal sealed record SampleOptions
     /// <summary>True when the sample makes its own tiny checkpoint and prompts.</summary>
     public bool Embedded => Model is null;
 
+    /// <summary>Train under the refusal constraint (default true).</summary>
+    public bool RefusalConstraint { get; init; } = true;
+
+    /// <summary>Texts that mark an answer as a refusal; empty keeps every answer.</summary>
+    public IReadOnlyList<string> RefusalMarkers { get; init; } = [];
+
     /// <summary>Parses <paramref name="args"/>; throws <see cref="ArgumentException"/> with the usage on a bad flag.</summary>
     public static SampleOptions Parse(string[] args)
     {
@@ -116,6 +126,8 @@ internal sealed record SampleOptions
                 "--threads" => o with { Threads = Int() },
                 "--verify" => o with { Verify = true },
                 "--official" => o with { Official = true },
+                "--no-refusal-constraint" => o with { RefusalConstraint = false },
+                "--refusal-marker" => o with { RefusalMarkers = [.. o.RefusalMarkers, Value()] },
                 "--help" or "-h" => throw new ArgumentException(Usage),
                 var other => throw new ArgumentException($"Unknown argument '{other}'.\n\n{Usage}"),
             };
