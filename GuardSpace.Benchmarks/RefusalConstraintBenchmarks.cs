@@ -11,14 +11,14 @@ namespace GuardSpace.Benchmarks;
 /// <list type="bullet">
 /// <item><see cref="PlainLora"/> (baseline): forward, backward, Adam step;</item>
 /// <item><see cref="ConstrainedActive"/>: the same through <see cref="RefusalConstraint.Wrap"/> with the multiplier held
-/// positive (its most expensive case): a refusal batch of 64 tokens (1/8 of the task's) forward and backward every step,
-/// and a no-grad validation pass over 64 tokens every 10 steps (the default <see cref="RefusalConstraintOptions.EvaluateEvery"/>);</item>
+/// positive (its most expensive case): a refusal batch of 1/<see cref="RefusalShare"/> of the task's tokens forward and
+/// backward every step, and a no-grad validation pass over as many tokens every 10 steps (the default
+/// <see cref="RefusalConstraintOptions.EvaluateEvery"/>); the demo replays 1/4 of its batch, the SafeFineTune sample 1/4;</item>
 /// <item><see cref="ConstrainedIdle"/>: the multiplier at 0 (the constraint holds): only the validation pass every 10 steps.</item>
 /// </list>
 /// </summary>
 public class RefusalConstraintBenchmarks
 {
-    private const long RefusalTokens = TrainingStepBenchmarks.Tokens / 8;
 
     private LlamaBlock _block = null!;
     private torch.optim.Optimizer _optimizer = null!;
@@ -26,6 +26,10 @@ public class RefusalConstraintBenchmarks
 
     [Params(16)]
     public int Rank { get; set; }
+
+    /// <summary>The refusal batch is 1/RefusalShare of the task batch's tokens.</summary>
+    [Params(8, 4)]
+    public int RefusalShare { get; set; }
 
     [GlobalSetup(Target = nameof(PlainLora))]
     public void SetupPlain() => Build(multiplier: null);
@@ -41,8 +45,9 @@ public class RefusalConstraintBenchmarks
         var device = BenchEnv.Device;
         _x = randn(1, TrainingStepBenchmarks.Tokens, LlamaBlock.Hidden, generator: BenchEnv.Seeded(1)).to(device).DetachFromDisposeScope();
         _target = randn(1, TrainingStepBenchmarks.Tokens, LlamaBlock.Hidden, generator: BenchEnv.Seeded(2)).to(device).DetachFromDisposeScope();
-        _refusalX = randn(1, RefusalTokens, LlamaBlock.Hidden, generator: BenchEnv.Seeded(3)).to(device).DetachFromDisposeScope();
-        _refusalTarget = randn(1, RefusalTokens, LlamaBlock.Hidden, generator: BenchEnv.Seeded(4)).to(device).DetachFromDisposeScope();
+        var refusalTokens = TrainingStepBenchmarks.Tokens / RefusalShare;
+        _refusalX = randn(1, refusalTokens, LlamaBlock.Hidden, generator: BenchEnv.Seeded(3)).to(device).DetachFromDisposeScope();
+        _refusalTarget = randn(1, refusalTokens, LlamaBlock.Hidden, generator: BenchEnv.Seeded(4)).to(device).DetachFromDisposeScope();
         _block = LlamaBlock.WithLora(Rank, device);
         var adam = torch.optim.Adam(_block.parameters().Where(p => p.requires_grad), lr: 1e-4);
         if (multiplier is not { } m)

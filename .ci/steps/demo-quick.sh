@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 dotnet run -c Release --project samples/GuardSpace.Demo -- --quick
-for f in report.json harmful_vs_accuracy.png harmful_drift.png spectrum.png; do test -s "artifacts/demo/quick/$f"; done
+for f in report.json harmful_vs_accuracy.png harmful_vs_accuracy_benign.png harmful_drift.png refusal_multiplier.png spectrum.png; do test -s "artifacts/demo/quick/$f"; done
 # The fields and rows the issue-9 checks read.
 python3 - <<'PY'
 import json
@@ -14,4 +14,13 @@ names = {m["method"] for m in r["methods"]}
 missing = {"LoRA", "AsFT", "GuardSpace", "GuardSpace-official"} - names
 assert not missing, f"report.json lacks the method rows {missing}"
 assert all(len(m["per_seed"][0]["drift"]) > 0 for m in r["methods"]), "a method has no safety-monitor readings"
+# Issue 20: one entry per attack scenario, each with the aligned figures and the method rows; the default row trains
+# under the refusal constraint (behaviour monitor readings) on screened data.
+scenarios = [s["name"] for s in r["scenarios"]]
+assert scenarios == ["explicit", "benign"], f"report.json scenarios are {scenarios}, not explicit, benign"
+for s in r["scenarios"]:
+    assert "accuracy" in s["aligned"] and {m["method"] for m in s["methods"]} == names, f"scenario {s['name']} lacks rows"
+    gs = next(m for m in s["methods"] if m["method"] == "GuardSpace")
+    assert gs["constrained"] and gs["screen"] == "drop" and len(gs["per_seed"][0]["behaviour"]) > 0, "the default row is not constrained and screened"
+assert r["methods"] == r["scenarios"][0]["methods"], "the top-level methods are not the first scenario's"
 PY

@@ -25,7 +25,7 @@ public class AttachOptionsTests
     {
         using var scope = NewDisposeScope();
         var model = new TinyTransformer();
-        var options = new GuardedLoraOptions { Rank = 3, Seed = 2 };
+        var options = new GuardedLoraOptions { Method = InitializationMethod.GuardSpace, Rank = 3, Seed = 2 };
         var stages = new List<string>();
         using var guarded = GuardedModel.Attach(model, options, GuardedModelInvariantTests.Calibration(model), progress: new SynchronousProgress<AttachProgress>(p => stages.Add(p.Stage)));
         options.Rank = 7;

@@ -21,7 +21,7 @@ public class CalibrationCallbackTests
             RunSafetyPrompts = empty == "safety" ? _ => { } : _ => model.call(GuardedModelInvariantTests.SafetyPrompts).Dispose(),
             RunHarmfulPrompts = empty == "harmful" ? _ => { } : _ => model.call(GuardedModelInvariantTests.HarmfulPrompts).Dispose(),
         };
-        var ex = Assert.Throws<InvalidOperationException>(() => GuardedModel.Attach(model, new GuardedLoraOptions { Rank = 2 }, calibration));
+        var ex = Assert.Throws<InvalidOperationException>(() => GuardedModel.Attach(model, new GuardedLoraOptions { Method = InitializationMethod.GuardSpace, Rank = 2 }, calibration));
         Assert.Contains($"the {empty} covariances", ex.Message);
         Assert.Contains(empty == "safety" ? "RunSafetyPrompts" : "RunHarmfulPrompts", ex.Message);
         Assert.Contains("made no forward pass", ex.Message);

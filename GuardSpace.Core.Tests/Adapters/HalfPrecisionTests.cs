@@ -33,7 +33,7 @@ public class HalfPrecisionTests(ITestOutputHelper output)
     private static GuardedModel Attach(Module<Tensor, Tensor> model) =>
         // No drift penalty: this checks the projection's precision, and the penalty would restrain the training that keeps
         // the check from being vacuous (HarmfulDriftTests cover the penalty).
-        GuardedModel.Attach(model, new GuardedLoraOptions { Rank = 3, HarmfulDriftPenalty = 0 }, new CalibrationData
+        GuardedModel.Attach(model, new GuardedLoraOptions { Method = InitializationMethod.GuardSpace, Rank = 3, HarmfulDriftPenalty = 0 }, new CalibrationData
         {
             RunSafetyPrompts = _ => model.call(Safety).Dispose(),
             RunHarmfulPrompts = _ => model.call(Harmful).Dispose(),

@@ -239,7 +239,11 @@ public class HarmfulDriftTests
         Assert.Equal(0, official.EffectiveHarmfulDriftPenalty);
         Assert.Equal(0, official.HarmfulDriftFloor);
 
-        var defaults = new GuardedLoraOptions();
+        // The default adapters are stage I only (the refusal constraint and the screen protect); asked for the projection,
+        // the default null-space options are the capacity-aware rule with the floored drift penalty.
+        Assert.Equal(InitializationMethod.CorDAKpm, new GuardedLoraOptions().Method);
+        Assert.Equal(0, new GuardedLoraOptions().EffectiveHarmfulDriftPenalty);
+        var defaults = new GuardedLoraOptions { Method = InitializationMethod.GuardSpace };
         Assert.Equal(NullSpaceThresholdRule.Relative, defaults.NullSpace.Rule); // the official threshold where it leaves room
         Assert.Equal(EmptyNullSpacePolicy.FallBackToEnergy, defaults.NullSpace.EmptyPolicy);
         Assert.Equal(0.125, defaults.NullSpace.MinimumNullFraction);

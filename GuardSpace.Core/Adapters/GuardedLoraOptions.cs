@@ -6,14 +6,24 @@ using GuardSpace.Targeting;
 
 namespace GuardSpace.Adapters;
 
-/// <summary>Options of <see cref="GuardedModel.Attach"/>. Defaults give GuardSpace on every Linear layer but the output head.</summary>
+/// <summary>
+/// Options of <see cref="GuardedModel.Attach"/>. Defaults give GuardSpace's safety-subspace adapters (stage I) on every Linear
+/// layer but the output head; <see cref="Official"/> gives the paper's method with its null-space projection.
+/// </summary>
 public sealed class GuardedLoraOptions
 {
     /// <summary>Adapter rank r. Default 8. Between 1 and min(out, in) of every targeted layer.</summary>
     public int Rank { get; set; } = 8;
 
-    /// <summary>Initialisation method. Default <see cref="InitializationMethod.GuardSpace"/>.</summary>
-    public InitializationMethod Method { get; set; } = InitializationMethod.GuardSpace;
+    /// <summary>
+    /// Initialisation method. Default <see cref="InitializationMethod.CorDAKpm"/>: GuardSpace's stage I (the large
+    /// components of <c>W C_s</c> stay frozen, the r smallest start the adapter) without stage II's projector. The default
+    /// protects the refusals through the <see cref="Behaviour.RefusalConstraint"/> and the <see cref="Behaviour.PoisonScreen"/>
+    /// instead: a projector would blind the adapter to exactly the inputs whose outputs the constraint must repair
+    /// (docs/concepts.md, "Protection and capacity", has the measurements). <see cref="InitializationMethod.GuardSpace"/>
+    /// or <see cref="Official"/> gives the null-space projection.
+    /// </summary>
+    public InitializationMethod Method { get; set; } = InitializationMethod.CorDAKpm;
 
     /// <summary>Which Linear layers to guard. Default <see cref="TargetModules.AllLinear"/> (all but the output head).</summary>
     public TargetModules Targets { get; set; } = TargetModules.AllLinear();

@@ -125,7 +125,7 @@ public sealed class DemoRunner
                     // The behaviour side, built once on the aligned model: its own refusals to replay, and the screen.
                     sw.Restart();
                     replay = RefusalReplay.Build(model, data, device);
-                    screening = Screening.Calibrate(model, data, config.ScreenLayer, device);
+                    screening = Screening.Calibrate(model, data, config.ScreenLayer(), device);
                     var screen = screening.Screen;
                     timings["behaviour_setup_seconds"] = sw.Elapsed.TotalSeconds;
                     AnsiConsole.MarkupLine($"refusal replay: {replay.TrainCount} training / {replay.ValidationCount} validation pairs; screen threshold {screen.Threshold:G4} (misses {screen.CalibrationMissRate:P1} of harmful, flags {screen.CalibrationFalseFlagRate:P1} of benign calibration prompts; calibration scores: {Markup.Escape(screening.CalibrationSummary)})");

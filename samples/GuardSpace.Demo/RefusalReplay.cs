@@ -15,6 +15,9 @@ public sealed class RefusalReplay : IDisposable
     /// <summary>Refusal pairs per training batch: a quarter of the task batch (the replay's cost is stated in docs/demo.md).</summary>
     private const int BatchDivisor = 4;
 
+    /// <summary>Validation pairs at most: the loss is read every 10 steps, so its pass is kept small (64 prompts, about 450 answer tokens).</summary>
+    private const int MaxValidation = 64;
+
     private readonly DemoData data;
     private readonly EncodedSet train;
     private readonly EncodedSet validation;
@@ -34,7 +37,7 @@ public sealed class RefusalReplay : IDisposable
     /// <summary>Validation pairs.</summary>
     public int ValidationCount => validation.Count;
 
-    /// <summary>Greedy answers of <paramref name="aligned"/> to every harmful calibration prompt; one in four refusals goes to validation.</summary>
+    /// <summary>Greedy answers of <paramref name="aligned"/> to every harmful calibration prompt; one in four refusals (at most 64) goes to validation.</summary>
     public static RefusalReplay Build(Module<Tensor, Tensor> aligned, DemoData data, Device device)
     {
         var prompts = data.SafetyCalibration.Concat(data.NullSpacePrompts).ToList();
@@ -49,7 +52,7 @@ public sealed class RefusalReplay : IDisposable
         }
 
         DemoData.Shuffle(pairs, new Random(31));
-        int nVal = Math.Max(1, pairs.Count / 4);
+        int nVal = Math.Clamp(pairs.Count / 4, 1, MaxValidation);
         var val = pairs.Take(nVal).ToList();
         var tr = pairs.Skip(nVal).ToList();
         return new RefusalReplay(data, data.Encode(tr, device), data.Encode(val, device), [.. val.Select(p => p.Prompt)]);

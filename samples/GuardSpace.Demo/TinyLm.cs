@@ -41,9 +41,10 @@ public sealed record ModelConfig(int Vocab, int Width = 128, int Layers = 2, int
 
     /// <summary>
     /// The layer whose input, at a prompt's last token, the poison screen reads: the last block's MLP input (the residual
-    /// stream after the last attention, normalised), from which the answer's first token is decided.
+    /// stream after the last attention, normalised), from which the answer's first token is decided. A method, not a property:
+    /// the record's text keys the model cache.
     /// </summary>
-    public string ScreenLayer => Family == ModelFamily.Gpt ? $"blocks.{Layers - 1}.up_proj" : $"model.layers.{Layers - 1}.mlp.up_proj";
+    public string ScreenLayer() => Family == ModelFamily.Gpt ? $"blocks.{Layers - 1}.up_proj" : $"model.layers.{Layers - 1}.mlp.up_proj";
 
     /// <summary>The layer whose spectrum the demo charts (the last block's MLP down projection).</summary>
     public string SpectrumLayer => Family == ModelFamily.Gpt ? $"blocks.{Layers - 1}.down_proj" : $"model.layers.{Layers - 1}.mlp.down_proj";

@@ -22,7 +22,8 @@ var harmful = randint(0, 32, [2, 6]);            // harmful prompts: their outpu
 var safety = randint(0, 32, [4, 6]);             // safety-triggering prompts: orient the decomposition
 var before = model.call(harmful).detach();
 
-using var guarded = GuardedModel.Attach(model, new GuardedLoraOptions { Rank = 4 }, new CalibrationData
+// The paper's null-space projection (Method = GuardSpace); the default adapters leave it to the refusal constraint.
+using var guarded = GuardedModel.Attach(model, new GuardedLoraOptions { Rank = 4, Method = InitializationMethod.GuardSpace }, new CalibrationData
 {
     RunSafetyPrompts = _ => model.call(safety).Dispose(),
     RunHarmfulPrompts = _ => model.call(harmful).Dispose(),

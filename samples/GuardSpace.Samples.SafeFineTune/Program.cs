@@ -142,6 +142,7 @@ try
     var examples = train.Select(e => Batches.Example(tokenizer, e, options.MaxLength)).ToList();
     var trainable = guarded.TrainableParameters();
     double firstLoss = double.NaN, lastLoss = double.NaN;
+    RefusalConstraint? constraint = null;
     if (trainable.Count == 0)
     {
         AnsiConsole.MarkupLine("[yellow]Every layer is frozen (no null space): nothing can train. Use fewer or shorter harmful prompts, or --null-space energy.[/]");
@@ -150,7 +151,7 @@ try
     {
         // The behaviour monitor: the constraint's readings (validation refusal loss, its target, the multiplier).
         RefusalConstraintProgress? reading = null;
-        var constraint = refusals is null ? null : RefusalSetup.Constraint(refusals, model, tokenizer, options, device, new SynchronousProgress<RefusalConstraintProgress>(p => reading = p));
+        constraint = refusals is null ? null : RefusalSetup.Constraint(refusals, model, tokenizer, options, device, new SynchronousProgress<RefusalConstraintProgress>(p => reading = p));
         model.train();
         optim.Optimizer optimizer = guarded.WrapOptimizer(optim.AdamW(trainable, options.LearningRate, weight_decay: 0.0));
         optimizer = constraint?.Wrap(optimizer) ?? optimizer;
@@ -184,7 +185,7 @@ try
             }
         });
         model.eval();
-        if (constraint?.Latest is { } last)
+        if (constraint?.Evaluate() is { } last)
         {
             AnsiConsole.MarkupLineInterpolated($"refusal constraint: validation refusal loss {last.ValidationLoss:F4} (aligned {constraint.Baseline:F4}, target {last.Target:F4}), multiplier {last.Multiplier:G3}{(last.RefusalRate is { } rate ? $", refusal rate {rate:P0}" : string.Empty)}");
         }
@@ -237,8 +238,10 @@ try
 
     if (embedded)
     {
-        // The embedded harmful prompts span an exact null space (fewer tokens than the width), so the drift is rounding.
-        ok &= drift <= 1e-5 && lastLoss < firstLoss;
+        // --official: the embedded harmful prompts span an exact null space (fewer tokens than the width), so the drift is
+        // rounding. The default: the refusal constraint ends within one more tolerance of its target.
+        var held = constraint?.Latest is not { } reading || reading.ValidationLoss <= reading.Target + (reading.Target - constraint.Baseline);
+        ok &= lastLoss < firstLoss && (options.Official ? drift <= 1e-5 : held);
     }
 
     var table2 = new Table().AddColumns("stage", "seconds");

@@ -19,7 +19,7 @@ var harmful = randint(0, 20, [2, 4]);
 var safety = randint(0, 20, [4, 8]);
 var before = model.call(harmful).detach();
 
-using var guarded = GuardedModel.Attach(model, new GuardedLoraOptions { Rank = 2 }, new CalibrationData
+using var guarded = GuardedModel.Attach(model, new GuardedLoraOptions { Rank = 2, Method = InitializationMethod.GuardSpace }, new CalibrationData
 {
     RunSafetyPrompts = _ => model.call(safety).Dispose(),
     RunHarmfulPrompts = _ => model.call(harmful).Dispose(),
