@@ -89,7 +89,7 @@ public sealed record AttackMethod(string Key, string Name, InitializationMethod 
             "nullspace" => new AttackMethod(key, "NullSpace-LoRA", InitializationMethod.NullSpaceLora),
             "asft" => new AttackMethod(key, "AsFT", InitializationMethod.Lora) { AsftLambda = defaultAsftLambda },
             "guardspace-official" => new AttackMethod(key, "GuardSpace-official", InitializationMethod.GuardSpace),
-            "guardspace" => new AttackMethod(key, "GuardSpace", InitializationMethod.GuardSpace),
+            "guardspace" => new AttackMethod(key, "GuardSpace", new GuardedLoraOptions().Method), // the library's default adapters
             _ => throw new ArgumentException($"--methods: unknown method '{key}' (one of {string.Join(", ", Presets)})"),
         };
         method = method with { Spec = spec };
