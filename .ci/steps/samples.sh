@@ -38,4 +38,10 @@ if ! grep -q '"peft_type": "LORA"' artifacts/safe-fine-tune/adapter_config.json;
   echo "samples: FAILED: artifacts/safe-fine-tune/adapter_config.json is not a PEFT LoRA config" >&2
   exit 1
 fi
+# The paper's preset on the same path: the harmful prompts' logits must stay put (the sample checks it).
+echo "-- samples/GuardSpace.Samples.SafeFineTune --official"
+if ! timeout 600 dotnet run -c Release --no-build --project samples/GuardSpace.Samples.SafeFineTune -- --official --out artifacts/safe-fine-tune-official; then
+  echo "samples: FAILED: GuardSpace.Samples.SafeFineTune --official" >&2
+  exit 1
+fi
 echo "samples: OK"
