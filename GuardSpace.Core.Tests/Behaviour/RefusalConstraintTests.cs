@@ -1,3 +1,4 @@
+using GuardSpace.Adapters;
 using GuardSpace.Behaviour;
 using GuardSpace.Tests.Adapters;
 using GuardSpace.Tests.TestUtilities;
@@ -195,6 +196,56 @@ public class RefusalConstraintTests
         {
             var rel = (after[layer] - y).norm().item<double>() / y.norm().item<double>();
             Assert.True(rel < 1e-8, $"{layer}: harmful outputs moved by {rel:G3}");
+        }
+    }
+
+    public static TheoryData<InitializationMethod, string> MethodsAndOptimizers()
+    {
+        var data = new TheoryData<InitializationMethod, string>();
+        foreach (var method in Enum.GetValues<InitializationMethod>())
+        {
+            foreach (var optimizer in new[] { "sgd", "adam", "adamw" })
+            {
+                data.Add(method, optimizer);
+            }
+        }
+
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(MethodsAndOptimizers))]
+    public void TrainsEveryInitialisationUnderEveryWrappedOptimizer(InitializationMethod method, string optimizerKind)
+    {
+        using var scope = NewDisposeScope();
+        var model = new TinyTransformer();
+        using var guarded = GuardedModelInvariantTests.AttachGuardSpace(model, method);
+        var before = GuardedModelInvariantTests.LayerOutputsOnHarmfulPrompts(model, guarded);
+        var factors = guarded.TrainableParameters().Select(p => p.detach().clone()).ToList();
+        var refusalTokens = TinyTransformer.Tokens(4, 6, 77);
+        var batches = 0;
+        Tensor RefusalLoss()
+        {
+            batches++;
+            return functional.cross_entropy(model.call(refusalTokens).reshape(-1, TinyTransformer.Vocab), TinyTransformer.Tokens(4, 6, 78).reshape(-1));
+        }
+
+        var constraint = new RefusalConstraint(
+            new RefusalObjective { BatchLoss = RefusalLoss, ValidationLoss = Script(1.0, 1.1) }, // one tolerance over: multiplier 2, then 3
+            new RefusalConstraintOptions { EvaluateEvery = 5 });
+        using var optimizer = constraint.Wrap(guarded.WrapOptimizer(GuardedModelInvariantTests.MakeOptimizer(optimizerKind, guarded.TrainableParameters())));
+        for (var step = 0; step < 10; step++)
+        {
+            GuardedModelInvariantTests.TrainStep(model, optimizer, step);
+        }
+
+        Assert.Equal(10, batches); // one refusal batch per step while the multiplier is positive
+        Assert.True(guarded.TrainableParameters().Zip(factors).Any(p => !allclose(p.First, p.Second)), "no adapter factor moved");
+        if (method.UsesProjector())
+        {
+            // The refusal gradient is projected with the task's: the harmful outputs stay put.
+            var after = GuardedModelInvariantTests.LayerOutputsOnHarmfulPrompts(model, guarded);
+            Assert.All(before, kv => Assert.True((after[kv.Key] - kv.Value).norm().item<double>() <= 1e-8 * kv.Value.norm().item<double>(), kv.Key));
         }
     }
 
