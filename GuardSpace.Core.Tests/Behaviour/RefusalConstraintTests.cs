@@ -78,27 +78,26 @@ public class RefusalConstraintTests
             new RefusalObjective { BatchLoss = () => t.square(), ValidationLoss = () => t.square().item<double>() },
             new RefusalConstraintOptions { Tolerance = 0.25, EvaluateEvery = 1, IntegralGain = 0.2, ProportionalGain = 0.2 });
         using var optimizer = constraint.Wrap(optim.SGD([t], 0.01));
-        var taskTarget = 3.0;
-        void Train(int steps)
-        {
-            for (var i = 0; i < steps; i++)
-            {
-                using var stepScope = NewDisposeScope();
-                optimizer.zero_grad();
-                (t - taskTarget).square().backward();
-                optimizer.step();
-            }
-        }
-
-        Train(3000);
+        TrainToy(optimizer, t, taskTarget: 3.0, steps: 3000);
         Assert.InRange(t.item<double>(), 0.45, 0.56);
         Assert.InRange(constraint.Multiplier, 4.0, 6.0);
         Assert.True(constraint.Latest!.Value.ValidationLoss < 0.25 * 1.25);
 
-        taskTarget = 0.0; // the task now agrees with the constraint: the multiplier must fall to 0
-        Train(500);
+        TrainToy(optimizer, t, taskTarget: 0.0, steps: 500); // the task now agrees with the constraint: the multiplier must fall to 0
         Assert.Equal(0, constraint.Multiplier);
         Assert.False(constraint.Latest!.Value.IsViolated);
+    }
+
+    /// <summary>Minimises the toy task loss (t - taskTarget)^2 through <paramref name="optimizer"/>.</summary>
+    private static void TrainToy(optim.Optimizer optimizer, Parameter t, double taskTarget, int steps)
+    {
+        for (var i = 0; i < steps; i++)
+        {
+            using var stepScope = NewDisposeScope();
+            optimizer.zero_grad();
+            (t - taskTarget).square().backward();
+            optimizer.step();
+        }
     }
 
     [Fact]
@@ -111,14 +110,7 @@ public class RefusalConstraintTests
             new RefusalObjective { BatchLoss = () => t.square(), ValidationLoss = () => t.square().item<double>() },
             new RefusalConstraintOptions { Tolerance = 0.25, IntegralGain = 0, ProportionalGain = 0 });
         using var optimizer = constraint.Wrap(optim.SGD([t], 0.01));
-        for (var i = 0; i < 3000; i++)
-        {
-            using var stepScope = NewDisposeScope();
-            optimizer.zero_grad();
-            (t - 3.0).square().backward();
-            optimizer.step();
-        }
-
+        TrainToy(optimizer, t, taskTarget: 3.0, steps: 3000);
         Assert.InRange(t.item<double>(), 2.9, 3.1);
         Assert.Equal(0, constraint.Multiplier);
     }
