@@ -80,6 +80,36 @@ public sealed class RefusalDataTests : IDisposable
         Assert.Contains("gave 0 refusal(s) to the 8 harmful calibration prompts", judgedOut.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void PromptFeaturesAreTheLastTokensInputOfTheLayer()
+    {
+        using var scope = NewDisposeScope();
+        var layer = PromptFeatures.DefaultLayer(_model.Config);
+        Assert.Equal("model.layers.1.mlp.up_proj", layer);
+        var features = PromptFeatures.LastToken(_model, _tokenizer, Prompts[..3]);
+        Assert.Equal([3L, 32L], features.shape);
+        Assert.Equal(ScalarType.Float64, features.dtype);
+
+        // Independent capture: the layer's input for the whole sequence, last row.
+        var linear = (TorchSharp.Modules.Linear)_model.named_modules().Single(m => m.name == layer).module;
+        for (var i = 0; i < 3; i++)
+        {
+            Tensor? seen = null;
+            var remover = linear.register_forward_hook((_, x, _) => { seen = x.detach().clone().DetachFromDisposeScope(); return null!; });
+            using (no_grad())
+            {
+                _model.call(tensor(_tokenizer.Encode(Prompts[i] + "\n").Select(t => (long)t).ToArray()).unsqueeze(0));
+            }
+
+            remover.remove();
+            Assert.True(allclose(seen![0, -1], features[i], rtol: 0, atol: 0), $"prompt {i}");
+            seen.Dispose();
+        }
+
+        var error = Assert.Throws<ArgumentException>(() => PromptFeatures.LastToken(_model, _tokenizer, Prompts, "model.norm"));
+        Assert.Contains("'model.norm' is not a Linear layer", error.Message, StringComparison.Ordinal);
+    }
+
     public void Dispose()
     {
         _model.Dispose();

@@ -65,7 +65,7 @@ try
     AnsiConsole.MarkupLineInterpolated($"tokenizer: {tokenizer.Source}");
     var safety = PromptFile.ReadPrompts(options.Safety!);
     var harmful = PromptFile.ReadPrompts(options.Harmful!);
-    var train = PromptFile.Read(options.Train!);
+    IReadOnlyList<PromptExample> train = PromptFile.Read(options.Train!);
     AnsiConsole.MarkupLineInterpolated($"prompts: {safety.Count} safety ({options.Safety}), {harmful.Count} harmful ({options.Harmful}), {train.Count} training examples ({options.Train})");
     Lap("load the checkpoint, tokenizer and files");
 
@@ -73,6 +73,21 @@ try
     var showcase = train.Take(2).Select(e => e.Response is null ? e.Prompt : e.Prompt + "\n").Append(harmful[0]).ToList();
     var before = showcase.Select(p => Generate(model, tokenizer, p, options.NewTokens, device)).ToList();
     Lap("generate (before)");
+
+    // The poison screen (with --benign): training examples the aligned model reads as harmful are dropped (or relabelled).
+    if (options.Benign is { } benignFile)
+    {
+        var screened = DataScreen.Apply(model, tokenizer, harmful, PromptFile.ReadPrompts(benignFile), train, options, device);
+        AnsiConsole.MarkupLineInterpolated($"poison screen: flagged {screened.Flagged.Count} of {train.Count} training examples (threshold {screened.Threshold:G4}, policy {screened.Policy})");
+        train = screened.Items;
+        if (train.Count == 0)
+        {
+            Console.Error.WriteLine("error: the poison screen flagged every training example; check --benign (it should look like your training prompts) or use --screen keep.");
+            return 1;
+        }
+
+        Lap("screen the training data");
+    }
 
     // The refusal data: the aligned model's own answers to the harmful prompts (one in four kept for validation).
     var refusals = options.RefusalConstraint ? RefusalSetup.Build(model, tokenizer, harmful, options, device) : null;

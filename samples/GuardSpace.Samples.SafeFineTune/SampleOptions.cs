@@ -31,6 +31,9 @@ internal sealed record SampleOptions
                              harmful prompts, replayed with an adapted weight; on by default)
           --refusal-marker T an answer containing T counts as a refusal (repeatable, e.g. "I cannot"); without
                              any, every greedy answer of the aligned model to a harmful prompt is kept
+          --benign FILE      benign prompts: with them, the training data is screened along the aligned model's
+                             refusal direction (harmful = --harmful) before fine-tuning
+          --screen POLICY    what the screen does with a flagged example: drop (default) | relabel | keep
         """;
 
     public string? Model { get; init; }
@@ -80,6 +83,12 @@ internal sealed record SampleOptions
     /// <summary>Train under the refusal constraint (default true).</summary>
     public bool RefusalConstraint { get; init; } = true;
 
+    /// <summary>Benign prompts that calibrate the poison screen; null: no screen.</summary>
+    public string? Benign { get; init; }
+
+    /// <summary>What the screen does with a flagged training example (default drop).</summary>
+    public GuardSpace.Behaviour.ScreenPolicy Screen { get; init; } = GuardSpace.Behaviour.ScreenPolicy.Drop;
+
     /// <summary>Texts that mark an answer as a refusal; empty keeps every answer.</summary>
     public IReadOnlyList<string> RefusalMarkers { get; init; } = [];
 
@@ -128,6 +137,14 @@ internal sealed record SampleOptions
                 "--official" => o with { Official = true },
                 "--no-refusal-constraint" => o with { RefusalConstraint = false },
                 "--refusal-marker" => o with { RefusalMarkers = [.. o.RefusalMarkers, Value()] },
+                "--benign" => o with { Benign = Value() },
+                "--screen" => o with { Screen = Value() switch
+                {
+                    "drop" => GuardSpace.Behaviour.ScreenPolicy.Drop,
+                    "relabel" => GuardSpace.Behaviour.ScreenPolicy.Relabel,
+                    "keep" => GuardSpace.Behaviour.ScreenPolicy.Keep,
+                    var p => throw new ArgumentException($"--screen {p}: use drop, relabel or keep."),
+                } },
                 "--help" or "-h" => throw new ArgumentException(Usage),
                 var other => throw new ArgumentException($"Unknown argument '{other}'.\n\n{Usage}"),
             };
