@@ -13,6 +13,7 @@ using GuardSpace.Models.Tokenization;
 using GuardSpace.Projection;
 using GuardSpace.Samples.SafeFineTune;
 using GuardSpace.Serialization;
+using Microsoft.Extensions.Logging;
 using Spectre.Console;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -166,7 +167,9 @@ try
     {
         // The behaviour monitor: the constraint's readings (validation refusal loss, its target, the multiplier).
         RefusalConstraintProgress? reading = null;
-        constraint = refusals is null ? null : RefusalSetup.Constraint(refusals, model, tokenizer, options, device, new SynchronousProgress<RefusalConstraintProgress>(p => reading = p));
+        // Warnings (a constraint violated for long: the task pulls harder than the replayed refusals) go to the console.
+        using var loggerFactory = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning));
+        constraint = refusals is null ? null : RefusalSetup.Constraint(refusals, model, tokenizer, options, device, new SynchronousProgress<RefusalConstraintProgress>(p => reading = p), loggerFactory.CreateLogger("GuardSpace.Behaviour"));
         model.train();
         optim.Optimizer optimizer = guarded.WrapOptimizer(optim.AdamW(trainable, options.LearningRate, weight_decay: 0.0));
         optimizer = constraint?.Wrap(optimizer) ?? optimizer;

@@ -2,6 +2,7 @@ using GuardSpace.Behaviour;
 using GuardSpace.Models.Behaviour;
 using GuardSpace.Models.Llama;
 using GuardSpace.Models.Tokenization;
+using Microsoft.Extensions.Logging;
 using static TorchSharp.torch;
 
 namespace GuardSpace.Samples.SafeFineTune;
@@ -17,7 +18,7 @@ internal static class RefusalSetup
     }
 
     /// <summary>The constraint on <paramref name="model"/> (still computing the aligned function): batches of a quarter of the task's.</summary>
-    public static RefusalConstraint Constraint(RefusalData data, LlamaForCausalLM model, HfTokenizer tokenizer, SampleOptions options, Device device, IProgress<RefusalConstraintProgress> monitor)
+    public static RefusalConstraint Constraint(RefusalData data, LlamaForCausalLM model, HfTokenizer tokenizer, SampleOptions options, Device device, IProgress<RefusalConstraintProgress> monitor, ILogger logger)
     {
         var rng = new Random(1);
         Func<string, bool>? judge = options.RefusalMarkers.Count == 0 ? null : answer => options.RefusalMarkers.Any(m => answer.Contains(m, StringComparison.OrdinalIgnoreCase));
@@ -28,6 +29,7 @@ internal static class RefusalSetup
                 ValidationLoss = () => data.ValidationLoss(model, options.Batch, device),
                 ValidationRefusalRate = judge is null ? null : () => data.RefusalRate(model, tokenizer, judge, maxNewTokens: options.NewTokens, device: device),
             },
+            logger: logger,
             progress: monitor);
     }
 }
