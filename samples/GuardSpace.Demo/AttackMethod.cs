@@ -141,7 +141,13 @@ public sealed record AttackMethod(string Key, string Name, InitializationMethod 
                 case "anchor": break; // demo side: see AnchorWeight
                 case "constraint": break; // demo side: see Constrained
                 case "tolerance": break; // demo side: see ConstraintOptions
-                case "screen": _ = v is "off" || Enum.TryParse<GuardSpace.Behaviour.ScreenPolicy>(v, ignoreCase: true, out _) ? 0 : throw new ArgumentException($"--methods: screen={v} is not off, keep, drop or relabel"); break;
+                case "screen":
+                    if (v != "off" && !Enum.TryParse<GuardSpace.Behaviour.ScreenPolicy>(v, ignoreCase: true, out _))
+                    {
+                        throw new ArgumentException($"--methods: screen={v} is not off, keep, drop or relabel");
+                    }
+
+                    break;
                 case "attnofficial": o.NullSpaceOverrides.Add(new NullSpaceOverride(GuardSpace.Targeting.TargetModules.Suffixes("q_proj", "k_proj", "v_proj", "o_proj"), new NullSpaceOptions())); break;
                 case "targets": o.Targets = GuardSpace.Targeting.TargetModules.Suffixes(v.Split('+')); break;
                 default: throw new ArgumentException($"--methods: unknown setting '{k}' in '{Key}' (rule, energy, relative, absolute, fallback, drift, minnull, floor, refusal, anchor, constraint, tolerance, screen, targets, attnofficial, lambda, name)");

@@ -13,15 +13,14 @@ internal static class RefusalSetup
     /// <summary>The aligned model's greedy answers to the harmful prompts, judged by the markers (none: keep all).</summary>
     public static RefusalData Build(LlamaForCausalLM aligned, HfTokenizer tokenizer, IReadOnlyList<string> harmful, SampleOptions options, Device device)
     {
-        Func<string, bool>? judge = options.RefusalMarkers.Count == 0 ? null : answer => options.RefusalMarkers.Any(m => answer.Contains(m, StringComparison.OrdinalIgnoreCase));
-        return RefusalData.FromGreedyAnswers(aligned, tokenizer, harmful, maxNewTokens: options.NewTokens, isRefusal: judge, device: device);
+        return RefusalData.FromGreedyAnswers(aligned, tokenizer, harmful, maxNewTokens: options.NewTokens, isRefusal: Judge(options), device: device);
     }
 
     /// <summary>The constraint on <paramref name="model"/> (still computing the aligned function): batches of a quarter of the task's.</summary>
     public static RefusalConstraint Constraint(RefusalData data, LlamaForCausalLM model, HfTokenizer tokenizer, SampleOptions options, Device device, IProgress<RefusalConstraintProgress> monitor, ILogger logger)
     {
         var rng = new Random(1);
-        Func<string, bool>? judge = options.RefusalMarkers.Count == 0 ? null : answer => options.RefusalMarkers.Any(m => answer.Contains(m, StringComparison.OrdinalIgnoreCase));
+        var judge = Judge(options);
         return new RefusalConstraint(
             new RefusalObjective
             {
@@ -32,4 +31,8 @@ internal static class RefusalSetup
             logger: logger,
             progress: monitor);
     }
+
+    /// <summary>The refusal judge from --refusal-marker: an answer containing any marker refuses; null (no markers) keeps every answer.</summary>
+    private static Func<string, bool>? Judge(SampleOptions options) =>
+        options.RefusalMarkers.Count == 0 ? null : answer => options.RefusalMarkers.Any(m => answer.Contains(m, StringComparison.OrdinalIgnoreCase));
 }
