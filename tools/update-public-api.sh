@@ -4,13 +4,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 file=GuardSpace.Core/PublicAPI.Unshipped.txt
+new=$(mktemp)
+merged=$(mktemp)
+trap 'rm -f "$new" "$merged"' EXIT
 dotnet build GuardSpace.Core -c Release --no-incremental -p:TreatWarningsAsErrors=false 2>&1 \
   | grep -oE "RS0016: Symbol '.*' is not part of the declared public API" \
   | sed -E "s/RS0016: Symbol '(.*)' is not part of the declared public API/\1/" \
-  | sort -u > /tmp/guardspace-new-api.txt || true
-count=$(wc -l < /tmp/guardspace-new-api.txt)
+  | sort -u > "$new" || true
+count=$(wc -l < "$new")
 if [ "$count" -gt 0 ]; then
-  { head -n 1 "$file"; { tail -n +2 "$file"; cat /tmp/guardspace-new-api.txt; } | sort -u; } > /tmp/guardspace-api.txt
-  mv /tmp/guardspace-api.txt "$file"
+  { head -n 1 "$file"; { tail -n +2 "$file"; cat "$new"; } | sort -u; } > "$merged"
+  mv "$merged" "$file"
 fi
 echo "added $count symbols to $file"
