@@ -1,4 +1,4 @@
-using System.Reflection;
+using GuardSpace.Internal;
 
 namespace GuardSpace;
 
@@ -6,8 +6,5 @@ namespace GuardSpace;
 public static class GuardSpaceInfo
 {
     /// <summary>The library's informational version (for example <c>0.1.0</c>), recorded in saved adapter configs.</summary>
-    public static string Version { get; } =
-        typeof(GuardSpaceInfo).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0]
-        ?? typeof(GuardSpaceInfo).Assembly.GetName().Version?.ToString()
-        ?? "0.0.0";
+    public static string Version => LibraryVersion.Value;
 }

@@ -17,7 +17,7 @@ public class AttachCommitPointTests
         using var cts = new CancellationTokenSource();
         var progress = new SynchronousProgress<AttachProgress>(p =>
         {
-            if (p.Stage == "surgery" && p.Done == 0)
+            if (p.Stage == AttachStage.Surgery && p.Done == 0)
             {
                 cts.Cancel();
             }
@@ -34,22 +34,18 @@ public class AttachCommitPointTests
         var model = new TinyTransformer();
         var state = ModelState.Of(model);
         using var cts = new CancellationTokenSource();
-        GuardedModel.CommitFaultForTests = name =>
-        {
-            if (name == "blocks.0.up_proj")
+        Assert.ThrowsAny<OperationCanceledException>(() => FaultInjection.AttachWithFault(
+            model,
+            new GuardedLoraOptions { Rank = 3 },
+            name =>
             {
-                cts.Cancel();
-            }
-        };
-        try
-        {
-            Assert.ThrowsAny<OperationCanceledException>(() =>
-                GuardedModel.Attach(model, new GuardedLoraOptions { Rank = 3 }, GuardedModelInvariantTests.Calibration(model), cancellationToken: cts.Token));
-        }
-        finally
-        {
-            GuardedModel.CommitFaultForTests = null;
-        }
+                if (name == "blocks.0.up_proj")
+                {
+                    cts.Cancel();
+                }
+            },
+            GuardedModelInvariantTests.Calibration(model),
+            cts.Token));
 
         state.AssertSame(model);
     }
@@ -62,7 +58,7 @@ public class AttachCommitPointTests
         using var cts = new CancellationTokenSource();
         var progress = new SynchronousProgress<AttachProgress>(p =>
         {
-            if (p.Stage == "surgery" && p.Done == p.Total)
+            if (p.Stage == AttachStage.Surgery && p.Done == p.Total)
             {
                 cts.Cancel();
             }

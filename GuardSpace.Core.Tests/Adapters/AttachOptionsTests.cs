@@ -26,13 +26,13 @@ public class AttachOptionsTests
         using var scope = NewDisposeScope();
         var model = new TinyTransformer();
         var options = new GuardedLoraOptions { Method = InitializationMethod.GuardSpace, Rank = 3, Seed = 2 };
-        var stages = new List<string>();
+        var stages = new List<AttachStage>();
         using var guarded = GuardedModel.Attach(model, options, GuardedModelInvariantTests.Calibration(model), progress: new SynchronousProgress<AttachProgress>(p => stages.Add(p.Stage)));
         options.Rank = 7;
         options.NullSpace.RelativeThreshold = 0.5;
         Assert.Equal(3, guarded.Options.Rank);
         Assert.Equal(1e-6, guarded.Options.NullSpace.RelativeThreshold);
-        Assert.Equal(["safety covariances", "harmful covariances", "null spaces", "decomposition", "surgery"], stages.Distinct().ToArray());
+        Assert.Equal([AttachStage.SafetyCovariances, AttachStage.HarmfulCovariances, AttachStage.NullSpaces, AttachStage.Decomposition, AttachStage.Surgery], stages.Distinct().ToArray());
     }
 
     [Fact]
@@ -44,7 +44,7 @@ public class AttachOptionsTests
         using var cts = new CancellationTokenSource();
         var progress = new SynchronousProgress<AttachProgress>(p =>
         {
-            if (p.Stage == "decomposition" && p.Done == 5)
+            if (p.Stage == AttachStage.Decomposition && p.Done == 5)
             {
                 cts.Cancel();
             }

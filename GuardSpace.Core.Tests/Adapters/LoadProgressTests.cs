@@ -13,18 +13,18 @@ public class LoadProgressTests
     {
         using var scope = NewDisposeScope();
         var directory = SavedAdapters.TrainAndSave();
-        var stages = new List<string>();
+        var stages = new List<AttachStage>();
         using var loaded = GuardedModel.Load(new TinyTransformer(), directory, progress: new SynchronousProgress<AttachProgress>(p => stages.Add(p.Stage)));
-        Assert.Equal(["reading", "verifying", "decomposition", "surgery"], stages.Distinct().ToArray());
+        Assert.Equal([AttachStage.Reading, AttachStage.Verifying, AttachStage.Decomposition, AttachStage.Surgery], stages.Distinct().ToArray());
         Directory.Delete(directory, recursive: true);
     }
 
     [Theory]
-    [InlineData("reading")]
-    [InlineData("verifying")]
-    [InlineData("decomposition")]
-    [InlineData("surgery")]
-    public void ACancelledLoadChangesNothing(string stage)
+    [InlineData(AttachStage.Reading)]
+    [InlineData(AttachStage.Verifying)]
+    [InlineData(AttachStage.Decomposition)]
+    [InlineData(AttachStage.Surgery)]
+    public void ACancelledLoadChangesNothing(AttachStage stage)
     {
         using var scope = NewDisposeScope();
         var directory = SavedAdapters.TrainAndSave();

@@ -144,16 +144,11 @@ public class ModuleSurgeryTests
         var children = model.named_modules().Select(m => (m.name, m.module)).ToList();
         var input = randn(4, 6, dtype: ScalarType.Float64);
         var output = model.call(input).detach();
-        GuardedModel.CommitFaultForTests = name => { if (name == "loose") throw new IOException("injected"); };
-        try
-        {
-            // "typed" (hook mode, weight overwritten with the PiSSA residual) is done before "loose" fails.
-            Assert.Throws<IOException>(() => GuardedModel.Attach(model, new GuardedLoraOptions { Method = InitializationMethod.PiSSA, Rank = 2, Targets = TargetModules.Suffixes("typed", "loose") }));
-        }
-        finally
-        {
-            GuardedModel.CommitFaultForTests = null;
-        }
+        // "typed" (hook mode, weight overwritten with the PiSSA residual) is done before "loose" fails.
+        Assert.Throws<IOException>(() => FaultInjection.AttachWithFault(
+            model,
+            new GuardedLoraOptions { Method = InitializationMethod.PiSSA, Rank = 2, Targets = TargetModules.Suffixes("typed", "loose") },
+            name => { if (name == "loose") throw new IOException("injected"); }));
 
         SaveLoadTests.AssertUnchanged(model, before);
         Assert.Equal(flags, model.named_parameters().ToDictionary(p => p.name, p => p.parameter.requires_grad));

@@ -145,7 +145,9 @@ public class LlamaGuardSpaceTests
             var rankPattern = config.GetProperty("rank_pattern").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetInt32());
             var alphaPattern = config.GetProperty("alpha_pattern").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetDouble());
             Assert.NotEmpty(rankPattern);
-            Assert.All(rankPattern, kv => Assert.Contains(kv.Key, layerNames));
+            // Each key resolves to its layer alone under both of PEFT's matching rules (0.6-0.14 and 0.15+).
+            Assert.All(rankPattern, kv => Assert.Single(layerNames, n => PeftRules.Resolve(rankPattern.Keys, n, PeftRules.Old) == kv.Key));
+            Assert.All(rankPattern, kv => Assert.Single(layerNames, n => PeftRules.Resolve(rankPattern.Keys, n, PeftRules.New) == kv.Key));
             Assert.All(rankPattern, kv => Assert.NotEqual(r, kv.Value));
             Assert.Equal(rankPattern.Keys.Order(StringComparer.Ordinal), alphaPattern.Keys.Order(StringComparer.Ordinal));
 
@@ -157,8 +159,10 @@ public class LlamaGuardSpaceTests
             {
                 foreach (var name in layerNames)
                 {
-                    var rl = rankPattern.GetValueOrDefault(name, r);
-                    var alphaL = alphaPattern.GetValueOrDefault(name, alpha);
+                    var rankKey = PeftRules.Resolve(rankPattern.Keys, name, PeftRules.Old);
+                    Assert.Equal(rankKey, PeftRules.Resolve(rankPattern.Keys, name, PeftRules.New));
+                    var rl = rankPattern.GetValueOrDefault(rankKey, r);
+                    var alphaL = alphaPattern.GetValueOrDefault(PeftRules.Resolve(alphaPattern.Keys, name, PeftRules.New), alpha);
                     var linear = (Linear)modules[name];
                     var a = tensors[$"base_model.model.{name}.lora_A.weight"];
                     var b = tensors[$"base_model.model.{name}.lora_B.weight"];

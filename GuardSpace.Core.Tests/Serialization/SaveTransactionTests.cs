@@ -27,21 +27,13 @@ public class SaveTransactionTests
             GuardedModelInvariantTests.TrainStep(model, optimizer, 0);
         }
 
-        FileTransaction.FaultForTests = path =>
+        Assert.Throws<IOException>(() => guarded.SaveWith(directory, path =>
         {
             if (Path.GetFileName(path) == failing)
             {
                 throw new IOException("injected: disk full");
             }
-        };
-        try
-        {
-            Assert.Throws<IOException>(() => guarded.Save(directory));
-        }
-        finally
-        {
-            FileTransaction.FaultForTests = null;
-        }
+        }));
 
         Assert.Equal(state, File.ReadAllBytes(SavedAdapters.StatePath(directory)));
         Assert.Equal(config, File.ReadAllBytes(SavedAdapters.ConfigPath(directory)));

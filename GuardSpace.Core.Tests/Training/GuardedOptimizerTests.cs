@@ -62,7 +62,7 @@ public class GuardedOptimizerTests(ITestOutputHelper output)
 
         var baseWeights = guarded.Adapters.Values.ToDictionary(a => a.LayerName, a => a.FrozenWeight.detach().clone());
         var aligned = baseWeights.ToDictionary(kv => kv.Key, kv => kv.Value + 0.05 * randn_like(kv.Value));
-        using var asft = new AsftRegularizer(guarded, baseWeights, aligned, lambda: 0.7);
+        using var asft = new AsftRegularizer(guarded.Adapters, baseWeights, aligned, lambda: 0.7);
         var penalty = asft.Penalty();
 
         double expected = 0;
@@ -78,7 +78,7 @@ public class GuardedOptimizerTests(ITestOutputHelper output)
         Assert.Equal(0.7 * expected, penalty.item<double>(), 1e-10 * expected);
         penalty.backward();
         Assert.True(guarded.Adapters.Values.First().LoraB.grad!.abs().max().item<double>() > 0);
-        Assert.Throws<ArgumentException>(() => new AsftRegularizer(guarded, baseWeights, baseWeights, 1.0));
+        Assert.Throws<ArgumentException>(() => new AsftRegularizer(guarded.Adapters, baseWeights, baseWeights, 1.0));
     }
 
     /// <summary>1,000 guarded Adam steps must not grow native memory: every temporary lives in a dispose scope.</summary>

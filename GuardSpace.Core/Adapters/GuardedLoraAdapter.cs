@@ -138,7 +138,7 @@ public sealed class GuardedLoraAdapter : Module<Tensor, Tensor>
     }
 
     /// <summary>The fingerprint of the layer's ORIGINAL weight, taken before the surgery; saved so Load can recognise the weights.</summary>
-    internal Serialization.WeightFingerprint? OriginalWeight { get; init; }
+    internal WeightFingerprint? OriginalWeight { get; init; }
 
     /// <summary>How many times the model's forward reached this adapter (read by <see cref="GuardedModel.VerifyInterception"/>).</summary>
     internal long Invocations => Interlocked.Read(ref _invocations);
@@ -220,7 +220,7 @@ public sealed class GuardedLoraAdapter : Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var target = FrozenWeight;
-        var compute = TensorChecks.IsHalfPrecision(target.dtype) ? ScalarType.Float32 : target.dtype;
+        var compute = AdapterPrecision.ComputeType(target.dtype);
         var delta = lora_B.to_type(compute).mm(lora_A.to_type(compute)) * _scale;
         return delta.to_type(target.dtype).MoveToOuterDisposeScope();
     }

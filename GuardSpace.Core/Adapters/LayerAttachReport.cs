@@ -3,20 +3,6 @@ using GuardSpace.Projection;
 
 namespace GuardSpace.Adapters;
 
-/// <summary>How a target layer was intercepted.</summary>
-public enum InterceptionMode
-{
-    /// <summary>The Linear was replaced by a <see cref="GuardedLoraAdapter"/> (its parent's field, list or registry now holds the adapter).</summary>
-    Replaced,
-
-    /// <summary>
-    /// The Linear could not be replaced (for example a field declared as the sealed <c>Linear</c>): it keeps the frozen
-    /// residual and a forward hook adds the adapter, which is registered beside it as <c>&lt;name&gt;_guard</c>. The parent
-    /// must call the Linear through <c>call()</c>.
-    /// </summary>
-    ForwardHook,
-}
-
 /// <summary>What <see cref="GuardedModel.Attach"/> did to one layer.</summary>
 /// <param name="Name">The layer's dotted module path.</param>
 /// <param name="OutFeatures">m.</param>
@@ -41,10 +27,3 @@ public sealed record LayerAttachReport(
     DecompositionDiagnostics? Decomposition,
     NullSpaceDiagnostics? NullSpace,
     bool Frozen);
-
-/// <summary>Progress of <see cref="GuardedModel.Attach"/>.</summary>
-/// <param name="Stage">What is running: "safety covariances", "harmful covariances", "null spaces", "decomposition", "surgery".</param>
-/// <param name="Done">Items done in this stage.</param>
-/// <param name="Total">Items in this stage.</param>
-/// <param name="Current">The layer being processed, if any.</param>
-public readonly record struct AttachProgress(string Stage, int Done, int Total, string? Current);

@@ -16,7 +16,7 @@ internal sealed class ProjectorHandle(INullSpaceProjector projector) : IDisposab
 
     public INullSpaceProjector For(Tensor rows)
     {
-        var type = rows.dtype is ScalarType.Float16 or ScalarType.BFloat16 ? ScalarType.Float32 : rows.dtype;
+        var type = AdapterPrecision.ComputeType(rows.dtype);
         if (Projector.Device.SameAs(rows.device) && Projector.BasisType == type)
         {
             return Projector;

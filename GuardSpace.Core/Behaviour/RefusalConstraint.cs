@@ -84,7 +84,7 @@ public sealed class RefusalConstraint
 
     /// <summary>
     /// For a hand-written loop: call after the task loss's <c>backward()</c> and before the optimizer step (before
-    /// <see cref="Adapters.GuardedModel.AfterBackward"/> too). Evaluates the validation loss and updates the multiplier when
+    /// <see cref="GuardedModel.AfterBackward"/> too). Evaluates the validation loss and updates the multiplier when
     /// an evaluation is due, then accumulates <c>lambda grad L_refusal</c> into the gradients.
     /// </summary>
     public void AfterBackward()

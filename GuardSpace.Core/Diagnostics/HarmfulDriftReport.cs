@@ -5,7 +5,7 @@ namespace GuardSpace.Diagnostics;
 /// <param name="RelativeChange"><c>||dW C_h^(1/2)||_F / ||W C_h^(1/2)||_F</c>: 0 when the harmful outputs are unchanged.</param>
 public sealed record LayerHarmfulDrift(string Layer, double RelativeChange);
 
-/// <summary>What <see cref="Adapters.GuardedModel.MeasureHarmfulDrift"/> found: per-layer changes and their summary.</summary>
+/// <summary>What <see cref="GuardedModel.MeasureHarmfulDrift"/> found: per-layer changes and their summary.</summary>
 public sealed class HarmfulDriftReport
 {
     /// <summary>Creates a report from per-layer figures.</summary>

@@ -72,7 +72,7 @@ internal sealed class HarmfulCovarianceFactor : IDisposable
     /// <summary>The factor in <paramref name="like"/>'s device and dtype (at least float32), converted once and cached.</summary>
     public Tensor For(Tensor like)
     {
-        var type = TensorChecks.IsHalfPrecision(like.dtype) ? ScalarType.Float32 : like.dtype;
+        var type = AdapterPrecision.ComputeType(like.dtype);
         if (_factor.dtype == type && _factor.device.SameAs(like.device))
         {
             return _factor;

@@ -30,6 +30,14 @@ public interface INullSpaceProjector : IDisposable
     /// <summary>Bytes held by the stored basis (the smaller of the null basis and its complement).</summary>
     long StoredBytes { get; }
 
+    /// <summary>
+    /// A copy of the orthonormal basis (n x d) that defines this projector: it spans the null space when
+    /// <see cref="NullSpaceDiagnostics.StoresNullBasis"/> is true (<c>P = N N^T</c>), else the null space's complement
+    /// (<c>P = I - Q Q^T</c>). Saving an adapter writes it and loading rebuilds the projector from it, so any implementation
+    /// can be saved. The caller disposes the copy.
+    /// </summary>
+    Tensor ExportBasis();
+
     /// <summary>Replaces <paramref name="rows"/> (k x n, any floating dtype) by <c>rows P</c>, in place (the tensor handle is kept).</summary>
     void ProjectRowsInPlace(Tensor rows);
 

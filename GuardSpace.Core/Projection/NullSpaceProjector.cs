@@ -47,6 +47,9 @@ public sealed class NullSpaceProjector : INullSpaceProjector
     /// <summary>The stored orthonormal basis (n x d): spans the null space when <see cref="NullSpaceDiagnostics.StoresNullBasis"/>, else its complement. Read-only view; do not dispose.</summary>
     public Tensor Basis => _basis;
 
+    /// <inheritdoc />
+    public Tensor ExportBasis() => _basis.clone();
+
     /// <summary>
     /// Fits the projector of one layer from the covariance <paramref name="harmfulCovariance"/> (n x n sum of
     /// <c>x x^T</c> over harmful-prompt tokens). The basis stays on the covariance's device.
@@ -245,7 +248,7 @@ public sealed class NullSpaceProjector : INullSpaceProjector
         }
 
         // Half precision breaks idempotence (P^2 != P): keep at least float32.
-        var type = TensorChecks.IsHalfPrecision(basisType) ? ScalarType.Float32 : basisType;
+        var type = AdapterPrecision.ComputeType(basisType);
         using var scope = NewDisposeScope();
         var basis = _basis.to(type, device).clone().MoveToOuterDisposeScope();
         return new NullSpaceProjector(basis, Diagnostics);

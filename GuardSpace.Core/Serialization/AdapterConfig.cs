@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using GuardSpace.Adapters;
 
 namespace GuardSpace.Serialization;
 
@@ -21,7 +22,7 @@ internal sealed record AdapterConfig
 
     public int FormatVersion { get; init; } = CurrentVersion;
 
-    public string LibraryVersion { get; init; } = GuardSpaceInfo.Version;
+    public string LibraryVersion { get; init; } = Internal.LibraryVersion.Value;
 
     public required string Method { get; init; }
 

@@ -9,7 +9,7 @@ public static class AdapterFiles
     /// <summary>GuardSpace's own JSON config.</summary>
     public const string ConfigFile = "guardspace_config.json";
 
-    /// <summary>PEFT's weights file, written by <see cref="Adapters.GuardedModel.ExportPeft"/>.</summary>
+    /// <summary>PEFT's weights file, written by <see cref="GuardedModel.ExportPeft"/>.</summary>
     public const string PeftWeightsFile = "adapter_model.safetensors";
 
     /// <summary>PEFT's config file.</summary>

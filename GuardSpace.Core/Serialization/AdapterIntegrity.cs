@@ -59,7 +59,7 @@ internal static class AdapterIntegrity
         for (var i = 0; i < rowBlocks.Count; i++)
         {
             var a = rowBlocks[i];
-            var rows = TensorChecks.IsHalfPrecision(a.dtype) ? a.to_type(ScalarType.Float32) : a;
+            var rows = a.to_type(AdapterPrecision.ComputeType(a.dtype));
             if (!byType.TryGetValue(rows.dtype, out var probes))
             {
                 probes = byType[rows.dtype] = both.to(rows.dtype, rows.device);

@@ -9,12 +9,10 @@ namespace GuardSpace.Serialization;
 /// in the middle of the commit can still leave a mixed pair: the adapter config's checksums detect that at load time.
 /// Disposing deletes temporaries that were not committed.
 /// </summary>
-internal sealed class FileTransaction : IDisposable
+/// <param name="beforeReplace">Called with each target path just before it is replaced (a fault injected here proves the restore; tests).</param>
+internal sealed class FileTransaction(Action<string>? beforeReplace = null) : IDisposable
 {
     private readonly List<(string Temporary, string Target)> _staged = [];
-
-    /// <summary>Test seam: called with each target path just before it is replaced, so tests can make a commit fail.</summary>
-    internal static Action<string>? FaultForTests { get; set; }
 
     /// <summary>Stages a file that a writer already put at <paramref name="temporary"/>, to replace <paramref name="target"/>.</summary>
     public void Stage(string target, string temporary) => _staged.Add((temporary, Path.GetFullPath(target)));
@@ -44,7 +42,7 @@ internal sealed class FileTransaction : IDisposable
         {
             foreach (var (temporary, target) in _staged)
             {
-                FaultForTests?.Invoke(target);
+                beforeReplace?.Invoke(target);
                 string? backup = null;
                 if (File.Exists(target))
                 {

@@ -1,6 +1,6 @@
 namespace GuardSpace.Serialization;
 
-/// <summary>Options of <see cref="Adapters.GuardedModel.ExportPeft"/>: the fields of <c>adapter_config.json</c> that only the caller knows.</summary>
+/// <summary>Options of <see cref="GuardedModel.ExportPeft"/>: the fields of <c>adapter_config.json</c> that only the caller knows.</summary>
 public sealed class PeftExportOptions
 {
     /// <summary>

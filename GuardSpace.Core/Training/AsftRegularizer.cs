@@ -13,18 +13,18 @@ namespace GuardSpace.Training;
 /// </summary>
 public sealed class AsftRegularizer : IDisposable
 {
-    private readonly GuardedModel _guarded;
+    private readonly IReadOnlyDictionary<string, GuardedLoraAdapter> _adapters;
     private readonly Dictionary<string, (Tensor V, double Norm)> _directions = new(StringComparer.Ordinal);
 
     /// <summary>Creates the regulariser.</summary>
-    /// <param name="guarded">The model with adapters (usually <see cref="InitializationMethod.Lora"/>).</param>
+    /// <param name="adapters">The adapters to regularise, keyed by layer (<c>GuardedModel.Adapters</c>; usually <see cref="InitializationMethod.Lora"/>).</param>
     /// <param name="baseWeights">Weights of the base (unaligned) model, keyed by the layer's dotted path.</param>
     /// <param name="alignedWeights">Weights of the aligned model, keyed the same way.</param>
     /// <param name="lambda">The penalty weight (the AsFT paper uses values around 1).</param>
     /// <exception cref="ArgumentException">A guarded layer has no weight in either set, or shapes differ.</exception>
-    public AsftRegularizer(GuardedModel guarded, IReadOnlyDictionary<string, Tensor> baseWeights, IReadOnlyDictionary<string, Tensor> alignedWeights, double lambda)
+    public AsftRegularizer(IReadOnlyDictionary<string, GuardedLoraAdapter> adapters, IReadOnlyDictionary<string, Tensor> baseWeights, IReadOnlyDictionary<string, Tensor> alignedWeights, double lambda)
     {
-        _guarded = guarded ?? throw new ArgumentNullException(nameof(guarded));
+        _adapters = adapters ?? throw new ArgumentNullException(nameof(adapters));
         ArgumentNullException.ThrowIfNull(baseWeights);
         ArgumentNullException.ThrowIfNull(alignedWeights);
         if (!double.IsFinite(lambda) || lambda < 0)
@@ -35,7 +35,7 @@ public sealed class AsftRegularizer : IDisposable
         Lambda = lambda;
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        foreach (var adapter in guarded.Adapters.Values)
+        foreach (var adapter in adapters.Values)
         {
             var name = adapter.LayerName;
             if (!baseWeights.TryGetValue(name, out var w0) || !alignedWeights.TryGetValue(name, out var w1))
@@ -49,7 +49,7 @@ public sealed class AsftRegularizer : IDisposable
                 throw new ArgumentException($"Layer '{name}': base and aligned weights must be {expected[0]} x {expected[1]}; got [{string.Join(", ", w0.shape)}] and [{string.Join(", ", w1.shape)}].");
             }
 
-            var type = TensorChecks.IsHalfPrecision(adapter.LoraB.dtype) ? ScalarType.Float32 : adapter.LoraB.dtype;
+            var type = AdapterPrecision.ComputeType(adapter.LoraB.dtype);
             var v = (w1.to(ScalarType.Float64, adapter.LoraB.device) - w0.to(ScalarType.Float64, adapter.LoraB.device));
             var norm = v.norm().ToDouble();
             if (!(norm > 0))
@@ -69,7 +69,7 @@ public sealed class AsftRegularizer : IDisposable
     {
         using var scope = NewDisposeScope();
         Tensor? total = null;
-        foreach (var adapter in _guarded.Adapters.Values)
+        foreach (var adapter in _adapters.Values)
         {
             var (v, norm) = _directions[adapter.LayerName];
             var b = adapter.LoraB * adapter.Scale;

@@ -16,18 +16,18 @@ namespace GuardSpace.Training;
 /// </summary>
 public sealed class GuardedOptimizer : optim.Optimizer, optim.IMomentum
 {
-    private readonly GuardedModel _guarded;
+    private readonly GradientGuard _guard;
 
-    /// <summary>Wraps <paramref name="inner"/>; prefer <see cref="GuardedModel.WrapOptimizer"/>.</summary>
+    /// <summary>Wraps <paramref name="inner"/> around <paramref name="guard"/>; users get one from <c>GuardedModel.WrapOptimizer</c>.</summary>
     /// <exception cref="ArgumentException">The inner optimizer does not hold the guarded A factors (built before a <c>.to()</c>, for example).</exception>
-    public GuardedOptimizer(optim.Optimizer inner, GuardedModel guarded)
+    internal GuardedOptimizer(optim.Optimizer inner, GradientGuard guard)
         : base(IntPtr.Zero)
     {
         Inner = inner ?? throw new ArgumentNullException(nameof(inner));
-        _guarded = guarded ?? throw new ArgumentNullException(nameof(guarded));
+        _guard = guard;
         // Parameters replaced by .to() are disposed: they count as missing.
         var given = inner.parameters().Where(p => !p.IsInvalid).Select(p => p.Handle).ToHashSet();
-        var missing = guarded.AdapterList.Where(a => !a.IsFrozen && !given.Contains(a.LoraA.Handle)).Select(a => a.LayerName).ToList();
+        var missing = guard.Adapters.Where(a => !a.IsFrozen && !given.Contains(a.LoraA.Handle)).Select(a => a.LayerName).ToList();
         if (missing.Count > 0)
         {
             throw new ArgumentException(
@@ -57,7 +57,7 @@ public sealed class GuardedOptimizer : optim.Optimizer, optim.IMomentum
         Tensor loss;
         if (closure is null)
         {
-            _guarded.AfterBackward();
+            _guard.AfterBackward();
             loss = Inner.step();
         }
         else
@@ -66,12 +66,12 @@ public sealed class GuardedOptimizer : optim.Optimizer, optim.IMomentum
             loss = Inner.step(() =>
             {
                 var l = closure();
-                _guarded.AfterBackward();
+                _guard.AfterBackward();
                 return l;
             });
         }
 
-        _guarded.AfterStep();
+        _guard.AfterStep();
         return loss;
     }
 

@@ -52,7 +52,7 @@ internal static class HarmfulDrift
 
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var type = TensorChecks.IsHalfPrecision(adapter.LoraA.dtype) ? ScalarType.Float32 : adapter.LoraA.dtype;
+        var type = AdapterPrecision.ComputeType(adapter.LoraA.dtype);
         var r = adapter.Rank;
         var c = 2 * lambda / adapter.HarmfulEnergy;
         var bt = OutputFactor(adapter, type);

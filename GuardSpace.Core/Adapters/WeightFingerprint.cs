@@ -1,7 +1,7 @@
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace GuardSpace.Serialization;
+namespace GuardSpace.Adapters;
 
 /// <summary>
 /// A cheap fingerprint of a guarded layer's ORIGINAL weight, saved in the adapter config so that <c>Load</c> can refuse

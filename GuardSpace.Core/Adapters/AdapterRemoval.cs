@@ -1,46 +1,42 @@
 using GuardSpace.Diagnostics;
-using TorchSharp;
+using GuardSpace.Internal;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace GuardSpace.Adapters;
 
-public sealed partial class GuardedModel
+/// <summary>Gives a model back exactly as it was before the attachment (PEFT's <c>unload()</c>).</summary>
+internal static class AdapterRemoval
 {
     /// <summary>
-    /// Removes every adapter and gives the model back exactly as it was before <see cref="Attach"/> or <see cref="Load"/>
-    /// (PEFT's <c>unload()</c>): the original <see cref="Linear"/> objects return to their parents, hooks and
-    /// <c>_guard</c> modules go, weights that hold a residual get their original values back bit for bit (merged or not),
-    /// and every <c>requires_grad</c> flag is restored. The fine-tune is discarded: <see cref="Save"/> or
-    /// <see cref="Merge"/> first to keep it. After a <c>.to()</c> the layers come back on the model's new device and dtype.
-    /// Disposes this handle and the adapters' tensors; optimizers built on <see cref="TrainableParameters"/> must not step again.
+    /// Unmerges if merged, runs the surgery's undo log (original Linear objects back, hooks and <c>_guard</c> modules gone,
+    /// original weight values back bit for bit, <c>requires_grad</c> flags restored), frees the adapters and disposes the state.
     /// </summary>
-    public void Detach()
+    public static void Detach(AttachedAdapters state)
     {
-        ThrowIfDisposed();
-        if (IsMerged)
+        if (state.IsMerged)
         {
-            Unmerge(); // exact for weights the model owns (a copy was kept); residuals are discarded below anyway
+            state.Unmerge(); // exact for weights the model owns (a copy was kept); residuals are discarded below anyway
         }
 
-        _surgery.Undo(Model, RepairReplacedLayers);
-        foreach (var adapter in _adapters)
+        state.Surgery.Undo(state.Model, () => RepairReplacedLayers(state.Surgery));
+        foreach (var adapter in state.List)
         {
             adapter.ReleaseAfterFailedAttach(adapter.OwnsWeight);
         }
 
-        Log.Detached(_logger, _adapters.Count);
-        Dispose();
+        Log.Detached(state.Logger, state.List.Count);
+        state.Dispose();
     }
 
     /// <summary>
     /// A replaced Linear left the module tree, so a <c>.to()</c> after Attach moved its weight and bias inside the adapter
     /// and disposed the originals it shared. Give it back the parameters the adapter holds now, or move its own weight.
     /// </summary>
-    private void RepairReplacedLayers()
+    private static void RepairReplacedLayers(SurgeryUndo surgery)
     {
         using var noGrad = no_grad();
-        foreach (var (original, adapter) in _surgery.Replaced)
+        foreach (var (original, adapter) in surgery.Replaced)
         {
             var bias = adapter.BiasParameter;
             if (bias is not null && !SameTensor(original.bias, bias))
@@ -56,7 +52,7 @@ public sealed partial class GuardedModel
                     original.weight = weight;
                 }
             }
-            else if (original.weight.dtype != weight.dtype || !Internal.Devices.SameAs(original.weight.device, weight.device))
+            else if (original.weight.dtype != weight.dtype || !Devices.SameAs(original.weight.device, weight.device))
             {
                 original.weight = new Parameter(original.weight.to(weight.dtype, weight.device), original.weight.requires_grad);
             }

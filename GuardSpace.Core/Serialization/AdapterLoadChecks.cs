@@ -1,20 +1,19 @@
+using GuardSpace.Adapters;
 using GuardSpace.Diagnostics;
 using GuardSpace.Internal;
-using GuardSpace.Projection;
-using GuardSpace.Serialization;
-using GuardSpace.Targeting;
 using Microsoft.Extensions.Logging;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
 
-namespace GuardSpace.Adapters;
+namespace GuardSpace.Serialization;
 
-/// <summary>The checks <see cref="GuardedModel.Load"/> runs on a saved adapter before it touches the model.</summary>
-public sealed partial class GuardedModel
+/// <summary>The checks a load runs on a saved adapter before it touches the model; each reports every problem in one exception.</summary>
+internal static class AdapterLoadChecks
 {
     /// <summary>Every tensor must match the checksum the config recorded for it, and the two files must hold the same keys.</summary>
-    internal static void VerifyChecksums(IReadOnlyDictionary<string, string> expected, Dictionary<string, string> actual, string statePath, string configPath)
+    public static void VerifyChecksums(IReadOnlyDictionary<string, string> expected, Dictionary<string, string> actual, string statePath, string configPath)
     {
         var problems = new List<string>();
         foreach (var (key, checksum) in expected)
@@ -42,7 +41,7 @@ public sealed partial class GuardedModel
     /// Content that any valid save satisfies: finite factors, orthonormal bases, and A = A P for the trained and the
     /// initial A of every guarded layer. Needs the shapes checked first.
     /// </summary>
-    internal static void VerifyContent(AdapterConfig config, Dictionary<string, Tensor> tensors, string statePath)
+    public static void VerifyContent(AdapterConfig config, Dictionary<string, Tensor> tensors, string statePath)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
@@ -74,7 +73,7 @@ public sealed partial class GuardedModel
 
         foreach (var p in config.Projectors)
         {
-            var key = $"projector.{p.Name}.basis";
+            var key = AdapterSaver.BasisKey(p.Name);
             var basis = tensors[key];
             var blocks = p.Layers.SelectMany(l => new[] { $"{l}.lora_A", $"{l}.lora_A0" }).ToList();
             var (orthonormality, projection) = AdapterIntegrity.CheckProjector(basis, p.StoresNullBasis, p.NullDimension, p.InputWidth, [.. blocks.Select(b => tensors[b])]);
@@ -104,7 +103,7 @@ public sealed partial class GuardedModel
     }
 
     /// <summary>Each guarded layer's weight must be the one the adapter was made from (format version 2 records a fingerprint).</summary>
-    internal static void VerifyBaseWeights(AdapterConfig config, List<(string Name, Linear Layer)> targets, AdapterLoadOptions options, ILogger logger, string directory)
+    public static void VerifyBaseWeights(AdapterConfig config, List<(string Name, Linear Layer)> targets, AdapterLoadOptions options, ILogger logger, string directory)
     {
         var layers = targets.ToDictionary(t => t.Name, t => t.Layer, StringComparer.Ordinal);
         var mismatches = new List<string>();
@@ -139,40 +138,68 @@ public sealed partial class GuardedModel
             $"or set AdapterLoadOptions.AllowBaseWeightMismatch = true to load it anyway:{Environment.NewLine}- {string.Join(Environment.NewLine + "- ", mismatches)}");
     }
 
-    /// <summary>The attach options a config describes (its values were checked by <see cref="AdapterConfigValidator"/>).</summary>
-    private static GuardedLoraOptions OptionsFrom(AdapterConfig config, string configPath)
+    /// <summary>Every layer, tensor name and shape of the save must fit the model; returns the target layers.</summary>
+    public static List<(string Name, Linear Layer)> CheckAgainstModel(Module model, AdapterConfig config, Dictionary<string, Tensor> tensors, string directory)
     {
-        var options = new GuardedLoraOptions
+        var modules = model.named_modules().ToDictionary(m => m.name, m => m.module, StringComparer.Ordinal);
+        var problems = new List<string>();
+        var targets = new List<(string, Linear)>();
+        foreach (var layer in config.Layers)
         {
-            Method = Enum.Parse<InitializationMethod>(config.Method),
-            Rank = config.Rank,
-            Scale = config.Scale,
-            Seed = config.Seed,
-            Targets = TargetModules.ExactNames([.. config.Targets]),
-            NullSpace = new NullSpaceOptions
+            if (!modules.TryGetValue(layer.Name, out var module))
             {
-                Rule = Enum.Parse<NullSpaceThresholdRule>(config.NullSpace.Rule),
-                RelativeThreshold = config.NullSpace.RelativeThreshold,
-                AbsoluteFloor = config.NullSpace.AbsoluteFloor,
-                AbsoluteThreshold = config.NullSpace.AbsoluteThreshold,
-                EnergyFraction = config.NullSpace.EnergyFraction,
-                EmptyPolicy = Enum.Parse<EmptyNullSpacePolicy>(config.NullSpace.EmptyPolicy),
-                MinimumNullFraction = config.NullSpace.MinimumNullFraction,
-            },
-            HarmfulDriftPenalty = config.HarmfulDriftPenalty,
-            HarmfulDriftFloor = config.HarmfulDriftFloor,
-            TrackHarmfulDrift = config.TrackHarmfulDrift,
-        };
+                problems.Add($"'{layer.Name}' does not exist in the model");
+                continue;
+            }
 
-        try
-        {
-            options.Validate();
-        }
-        catch (ArgumentException ex)
-        {
-            throw new InvalidDataException($"'{configPath}' holds invalid values; nothing was changed: {ex.Message}", ex);
+            if (module is not Linear linear)
+            {
+                problems.Add($"'{layer.Name}' is a {module.GetType().Name}, not a Linear (is an adapter already attached?)");
+                continue;
+            }
+
+            if (linear.out_features != layer.OutFeatures || linear.in_features != layer.InFeatures)
+            {
+                problems.Add($"'{layer.Name}' is {linear.out_features} x {linear.in_features} in the model but {layer.OutFeatures} x {layer.InFeatures} in the adapter");
+                continue;
+            }
+
+            var r = config.Rank;
+            foreach (var (suffix, shape) in new[] { ("lora_A", new[] { (long)r, layer.InFeatures }), ("lora_B", new[] { layer.OutFeatures, r }), ("lora_A0", new[] { (long)r, layer.InFeatures }), ("lora_B0", new[] { layer.OutFeatures, r }) })
+            {
+                var key = $"{layer.Name}.{suffix}";
+                if (!tensors.TryGetValue(key, out var t))
+                {
+                    problems.Add($"tensor '{key}' is missing from {AdapterFiles.StateFile}");
+                }
+                else if (!t.shape.SequenceEqual(shape))
+                {
+                    problems.Add($"tensor '{key}' has shape [{string.Join(", ", t.shape)}], expected [{string.Join(", ", shape)}]");
+                }
+            }
+
+            targets.Add((layer.Name, linear));
         }
 
-        return options;
+        foreach (var p in config.Projectors)
+        {
+            var key = AdapterSaver.BasisKey(p.Name);
+            var columns = p.StoresNullBasis ? p.NullDimension : p.InputWidth - p.NullDimension;
+            if (!tensors.TryGetValue(key, out var basis))
+            {
+                problems.Add($"tensor '{key}' is missing from {AdapterFiles.StateFile}");
+            }
+            else if (!basis.shape.SequenceEqual([p.InputWidth, columns]))
+            {
+                problems.Add($"tensor '{key}' has shape [{string.Join(", ", basis.shape)}], expected [{p.InputWidth}, {columns}]");
+            }
+        }
+
+        if (problems.Count > 0)
+        {
+            throw new ArgumentException($"The adapter in '{directory}' does not fit this model; nothing was changed:{Environment.NewLine}- {string.Join(Environment.NewLine + "- ", problems)}");
+        }
+
+        return targets;
     }
 }
