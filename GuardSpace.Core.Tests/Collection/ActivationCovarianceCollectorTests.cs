@@ -278,11 +278,12 @@ public class ActivationCovarianceCollectorTests
         var reports = new List<CollectionProgress>();
         var progress = new SynchronousProgress<CollectionProgress>(reports.Add);
         var gradEnabled = new List<bool>();
-        using var set = ActivationCovarianceCollector.Collect(model, AllSix, batches, (b, _) =>
+        var run = new CalibrationRun<Tensor>(batches, (b, _) =>
         {
             gradEnabled.Add(is_grad_enabled());
             model.call(b);
-        }, progress: progress);
+        }) { Progress = progress };
+        using var set = ActivationCovarianceCollector.Collect(model, AllSix, run);
 
         Assert.Equal([new(1, 3, 6), new(2, 3, 12), new(3, 3, 18)], reports);
         Assert.All(gradEnabled, Assert.False);
@@ -303,14 +304,15 @@ public class ActivationCovarianceCollectorTests
         using var cts = new CancellationTokenSource();
         var batches = Enumerable.Range(0, 5).Select(i => CollectionTestData.Randn(110 + (ulong)i, 1, 2, CollectionBlock.Width));
         var ran = 0;
-        Assert.ThrowsAny<OperationCanceledException>(() => ActivationCovarianceCollector.Collect(model, AllSix, batches, (b, _) =>
+        var run = new CalibrationRun<Tensor>(batches, (b, _) =>
         {
             model.call(b);
             if (++ran == 2)
             {
                 cts.Cancel();
             }
-        }, cancellationToken: cts.Token));
+        });
+        Assert.ThrowsAny<OperationCanceledException>(() => ActivationCovarianceCollector.Collect(model, AllSix, run, cancellationToken: cts.Token));
         Assert.Equal(2, ran);
         Assert.Equal(0, PostHookCount(model.q_proj));
     }

@@ -19,7 +19,7 @@ public sealed class CovarianceSetTests : IDisposable
         Enumerable.Range(0, count).Select(i => CollectionTestData.Randn(seed + (ulong)i, 1, 3 + i, CollectionBlock.Width)).ToList();
 
     private static CovarianceSet CollectOn(CollectionBlock model, IEnumerable<Tensor> prompts, ActivationScaling scaling = ActivationScaling.PerSampleMaxAbs, TargetModules? targets = null) =>
-        ActivationCovarianceCollector.Collect(model, targets ?? AllSix, prompts, (p, _) => model.call(p), new CovarianceCollectionOptions { Scaling = scaling });
+        ActivationCovarianceCollector.Collect(model, targets ?? AllSix, new CalibrationRun<Tensor>(prompts, (p, _) => model.call(p)), new CovarianceCollectionOptions { Scaling = scaling });
 
     [Fact]
     public void MergeOfTwoShardsEqualsOneCollectionOverAllPrompts()
@@ -56,7 +56,7 @@ public sealed class CovarianceSetTests : IDisposable
         using var scaled = CollectOn(model, prompts);
         using var unscaled = CollectOn(model, prompts, ActivationScaling.None);
         using var fewer = CollectOn(model, prompts, targets: TargetModules.Suffixes("q_proj", "k_proj", "v_proj", "o_proj", "up_proj"));
-        using var split = ActivationCovarianceCollector.Collect(model, AllSix, prompts, (p, _) => model.call(p),
+        using var split = ActivationCovarianceCollector.Collect(model, AllSix, new CalibrationRun<Tensor>(prompts, (p, _) => model.call(p)),
             new CovarianceCollectionOptions { ShareCovarianceForSharedInputs = false });
 
         Assert.Contains("scaling", Assert.Throws<ArgumentException>(() => CovarianceSet.Merge(scaled, unscaled)).Message);

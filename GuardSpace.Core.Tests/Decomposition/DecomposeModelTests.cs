@@ -19,7 +19,7 @@ public class DecomposeModelTests
         var targets = TargetModules.Suffixes("q_proj", "down_proj");
         using var safety = ActivationCovarianceCollector.Collect(model, targets, _ => model.call(GuardedModelInvariantTests.SafetyPrompts).Dispose());
         var reports = new List<DecompositionProgress>();
-        var results = new SafetySubspaceDecomposer().DecomposeModel(model, targets, safety, 3, new SynchronousProgress<DecompositionProgress>(reports.Add));
+        var results = new SafetySubspaceDecomposer().DecomposeModel(model, new ModelDecompositionRequest(targets, 3, safety), new SynchronousProgress<DecompositionProgress>(reports.Add));
         try
         {
             Assert.Equal(["blocks.0.q_proj", "blocks.0.down_proj", "blocks.1.q_proj", "blocks.1.down_proj"], results.Keys.ToArray());
@@ -38,7 +38,7 @@ public class DecomposeModelTests
 
         using var cts = new CancellationTokenSource();
         cts.Cancel();
-        Assert.Throws<OperationCanceledException>(() => new SafetySubspaceDecomposer().DecomposeModel(model, targets, safety, 3, cancellationToken: cts.Token));
-        Assert.Throws<ArgumentException>(() => new SafetySubspaceDecomposer().DecomposeModel(model, targets, null, 3));
+        Assert.Throws<OperationCanceledException>(() => new SafetySubspaceDecomposer().DecomposeModel(model, new ModelDecompositionRequest(targets, 3, safety), cancellationToken: cts.Token));
+        Assert.Throws<ArgumentException>(() => new SafetySubspaceDecomposer().DecomposeModel(model, new ModelDecompositionRequest(targets, 3)));
     }
 }

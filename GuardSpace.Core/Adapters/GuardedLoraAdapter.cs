@@ -32,21 +32,14 @@ public sealed class GuardedLoraAdapter : Module<Tensor, Tensor>
     private bool _contributesNothing;
     private Tensor? _weightBeforeMerge;
 
-    internal GuardedLoraAdapter(
-        string layerName,
-        Parameter? residualWeight,
-        Parameter? frozenBias,
-        Tensor adapterA,
-        Tensor adapterB,
-        double scale,
-        Linear? host)
+    internal GuardedLoraAdapter(string layerName, FrozenPart frozen, Tensor adapterA, Tensor adapterB, double scale)
         : base(nameof(GuardedLoraAdapter))
     {
         LayerName = layerName;
-        weight = residualWeight;
-        bias = frozenBias;
+        weight = frozen.Weight;
+        bias = frozen.Bias;
         _scale = scale;
-        _host = host is null ? null : new HostLayer(host);
+        _host = frozen.Host is null ? null : new HostLayer(frozen.Host);
         using (no_grad())
         {
             // Parameters belong to the module, never to a caller's dispose scope.

@@ -49,7 +49,8 @@ internal static class AdapterAssembly
                 residuals[plan.Name] = init.Residual;
             }
 
-            var adapter = new GuardedLoraAdapter(plan.Name, weight, hook ? null : plan.Layer.bias, init.A, init.B, options.Scale, hook ? plan.Layer : null)
+            var frozen = new FrozenPart(weight, hook ? null : plan.Layer.bias, hook ? plan.Layer : null);
+            var adapter = new GuardedLoraAdapter(plan.Name, frozen, init.A, init.B, options.Scale)
             {
                 Projector = projector,
                 OwnsWeight = !hook && init.Residual is not null,
@@ -60,11 +61,11 @@ internal static class AdapterAssembly
                 OriginalWeight = WeightFingerprint.Of(plan.Layer.weight!),
             };
             parts.Adapters.Add(adapter);
-            var frozen = projector?.Projector.NullDimension == 0;
-            adapter.SetFrozen(frozen);
+            var isFrozen = projector?.Projector.NullDimension == 0;
+            adapter.SetFrozen(isFrozen);
             reports.Add(new LayerAttachReport(
                 plan.Name, plan.Layer.out_features, plan.Layer.in_features, adapter.Rank, options.Method, plan.Mode,
-                hook ? plan.Name + HookSuffix : plan.Name, init.Group, init.Diagnostics, projector?.Projector.Diagnostics, frozen));
+                hook ? plan.Name + HookSuffix : plan.Name, init.Group, init.Diagnostics, projector?.Projector.Diagnostics, isFrozen));
         }
 
         context.Report(AttachStage.Surgery, 0, plans.Count);

@@ -153,23 +153,22 @@ public sealed class ActivationCovarianceCollector : IDisposable
     }
 
     /// <summary>
-    /// Runs <paramref name="runBatch"/> for every batch under <c>no_grad</c> with a new collector, checks
-    /// <paramref name="cancellationToken"/> before each batch, reports progress after each, disposes the collector and
-    /// returns the set (the caller owns it). The runner must forward the model with <c>.call()</c> and may set a mask
-    /// with <see cref="SetTokenMask"/>.
+    /// Runs <paramref name="run"/>'s batch runner for every batch under <c>no_grad</c> with a new collector, checks
+    /// <paramref name="cancellationToken"/> before each batch, reports <see cref="CalibrationRun{TBatch}.Progress"/> after
+    /// each, disposes the collector and returns the set (the caller owns it). The runner must forward the model with
+    /// <c>.call()</c> and may set a mask with <see cref="SetTokenMask"/>.
     /// </summary>
     public static CovarianceSet Collect<TBatch>(
         Module model,
         TargetModules targets,
-        IEnumerable<TBatch> batches,
-        Action<TBatch, ActivationCovarianceCollector> runBatch,
+        CalibrationRun<TBatch> run,
         CovarianceCollectionOptions? options = null,
         ILogger? logger = null,
-        IProgress<CollectionProgress>? progress = null,
         CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(batches);
-        ArgumentNullException.ThrowIfNull(runBatch);
+        ArgumentNullException.ThrowIfNull(run);
+        var batches = run.Batches ?? throw new ArgumentException("CalibrationRun.Batches is null.", nameof(run));
+        var runBatch = run.RunBatch ?? throw new ArgumentException("CalibrationRun.RunBatch is null.", nameof(run));
         int? batchCount = batches.TryGetNonEnumeratedCount(out var count) ? count : null;
         using var collector = new ActivationCovarianceCollector(model, targets, options, logger);
         using (no_grad())
@@ -182,7 +181,7 @@ public sealed class ActivationCovarianceCollector : IDisposable
                 done++;
                 var tokens = collector.TokenCount;
                 Log.BatchCollected(collector.logger, done, tokens);
-                progress?.Report(new CollectionProgress(done, batchCount, tokens));
+                run.Progress?.Report(new CollectionProgress(done, batchCount, tokens));
             }
         }
 
@@ -329,81 +328,7 @@ public sealed class ActivationCovarianceCollector : IDisposable
 
     private CovarianceSet BuildSet(bool transfer)
     {
-        var silent = layers.Where(l => !groupOf.ContainsKey(l.Name)).Select(l => l.Name).ToList();
-        if (silent.Count > 0 && silent.Count == layers.Count)
-        {
-            throw new InvalidOperationException(
-                $"None of the hooked layers [{string.Join(", ", silent)}] received an input: the calibration run made no forward pass through the model. " +
-                "Check that it runs the model on its prompts (model.call(inputs)) and that they are not empty; if it does, the model calls its " +
-                "layers with forward() instead of call(), which skips hooks.");
-        }
-
-        if (silent.Count > 0)
-        {
-            throw new InvalidOperationException(
-                $"No activations reached the hooked layer(s) [{string.Join(", ", silent)}]: they never fired. Its parent probably calls .forward() instead of .call(); " +
-                "TorchSharp runs hooks only through call(). Make the parent call child.call(x), run the model through model.call(...), or leave these layers out of the targets.");
-        }
-
-        foreach (var group in groups)
-        {
-            if (group.Current is { } current && current.Seen.Count < group.Members.Count)
-            {
-                var missing = group.Members.Select(m => m.Name).Where(n => !current.Seen.Contains(n));
-                throw new InvalidOperationException(
-                    $"Inconsistent shared inputs: the last input of [{group.Describe()}] did not reach [{string.Join(", ", missing)}] (was a forward pass interrupted?).");
-            }
-        }
-
-        var total = groups.Sum(g => g.TokenCount);
-        if (total == 0)
-        {
-            throw new InvalidOperationException(
-                "No tokens were collected: every forward pass was empty or every token was masked out. Check the calibration batches and the token masks.");
-        }
-
-        var empty = groups.Where(g => g.TokenCount == 0).Select(g => g.Describe()).ToList();
-        if (empty.Count > 0)
-        {
-            throw new InvalidOperationException(
-                $"No tokens were collected for [{string.Join("; ", empty)}]: every token they received was masked out.");
-        }
-
-        var ordered = groups
-            .Select(g => (Group: g, Members: g.Members.OrderBy(m => m.Index).Select(m => m.Name).ToList()))
-            .OrderBy(g => g.Group.Members.Min(m => m.Index))
-            .ToList();
-
-        var result = new List<LayerCovariance>(ordered.Count);
-        try
-        {
-            foreach (var (group, members) in ordered)
-            {
-                Tensor sum;
-                if (transfer)
-                {
-                    sum = group.TakeSum();
-                }
-                else
-                {
-                    using var noGrad = no_grad();
-                    sum = group.Sum!.clone().DetachFromDisposeScope();
-                }
-
-                var covariance = new LayerCovariance(members, sum, group.TokenCount, group.SampleCount);
-                result.Add(covariance);
-                if (covariance.TokenCount < covariance.InputWidth)
-                {
-                    Log.FewerTokensThanWidth(logger, covariance.Key, string.Join(", ", covariance.Layers), covariance.TokenCount, covariance.InputWidth);
-                }
-            }
-        }
-        catch
-        {
-            result.ForEach(c => c.Dispose());
-            throw;
-        }
-
+        var result = CovarianceSetBuilder.Build(layers.Select(l => l.Name).ToList(), groups, transfer, logger);
         Log.CollectionFinished(logger, result.Count, layers.Count, TokenCount);
         return new CovarianceSet(result, options.Scaling);
     }

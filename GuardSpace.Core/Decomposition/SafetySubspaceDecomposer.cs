@@ -145,7 +145,7 @@ public sealed class SafetySubspaceDecomposer : ISafetySubspaceDecomposer
             SolverResidual = solverResidual,
             SolverFallbackReason = fallbackReason,
         };
-        Log.LayerDecomposed(_logger, layerName, method.ToString(), rank, solver.ToString(), singularValues[indices[0]], singularValues[indices[^1]], damping, condition);
+        Log.LayerDecomposed(_logger, layerName, method.ToString(), rank, solver.ToString(), new SpectrumSummary(singularValues[indices[0]], singularValues[indices[^1]], damping, condition));
 
         var dtype = weight.dtype;
         var factorType = AdapterPrecision.FactorType(dtype);

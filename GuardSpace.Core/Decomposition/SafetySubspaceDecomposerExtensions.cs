@@ -9,28 +9,26 @@ namespace GuardSpace.Decomposition;
 public static class SafetySubspaceDecomposerExtensions
 {
     /// <summary>
-    /// Decomposes every Linear layer of <paramref name="model"/> that <paramref name="targets"/> selects, in module order,
+    /// Decomposes every Linear layer of <paramref name="model"/> that the request's targets select, in module order,
     /// without changing the model. Reports progress after each layer and checks <paramref name="cancellationToken"/>
     /// before each; on cancellation or failure every decomposition made so far is disposed.
     /// </summary>
     /// <param name="decomposer">The decomposer (its options choose the method).</param>
     /// <param name="model">The model.</param>
-    /// <param name="targets">The layers to decompose.</param>
-    /// <param name="safetyCovariances">Safety-prompt covariances (required by covariance methods).</param>
-    /// <param name="rank">The adapter rank.</param>
+    /// <param name="request">The layers, the adapter rank and the safety-prompt covariances (required by covariance methods).</param>
     /// <param name="progress">Per-layer progress.</param>
     /// <param name="cancellationToken">Cancels between and inside layers.</param>
     /// <returns>The decompositions keyed by layer path; the caller disposes each.</returns>
     public static IReadOnlyDictionary<string, LayerDecomposition> DecomposeModel(
         this ISafetySubspaceDecomposer decomposer,
         Module model,
-        TargetModules targets,
-        CovarianceSet? safetyCovariances,
-        int rank,
+        ModelDecompositionRequest request,
         IProgress<DecompositionProgress>? progress = null,
         CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(decomposer);
+        ArgumentNullException.ThrowIfNull(request);
+        var (targets, rank, safetyCovariances) = request;
         var layers = LinearLayerSelector.Select(model, targets);
         var results = new Dictionary<string, LayerDecomposition>(StringComparer.Ordinal);
         try
@@ -43,7 +41,7 @@ public static class SafetySubspaceDecomposerExtensions
                 {
                     if (safetyCovariances is null || !safetyCovariances.TryGet(name, out var c))
                     {
-                        throw new ArgumentException($"Layer '{name}': {decomposer.Options.Method} needs its safety covariance; collect it with ActivationCovarianceCollector on the same targets.", nameof(safetyCovariances));
+                        throw new ArgumentException($"Layer '{name}': {decomposer.Options.Method} needs its safety covariance; collect it with ActivationCovarianceCollector on the same targets.", nameof(request));
                     }
 
                     covariance = c.Sum;

@@ -46,8 +46,8 @@ internal static partial class Log
     public static partial void BatchCollected(ILogger logger, int batchesDone, long tokenCount);
 
     // Decomposition
-    [LoggerMessage(EventId = 200, Level = LogLevel.Debug, Message = "Decomposed '{Layer}' ({Method}, r = {Rank}, solver {Solver}): adapter singular values {First:G4} .. {Last:G4}, damping l = {Damping:G3}, condition >= {Condition:G3}")]
-    public static partial void LayerDecomposed(ILogger logger, string layer, string method, int rank, string solver, double first, double last, double damping, double condition);
+    [LoggerMessage(EventId = 200, Level = LogLevel.Debug, Message = "Decomposed '{Layer}' ({Method}, r = {Rank}, solver {Solver}): {Spectrum}")]
+    public static partial void LayerDecomposed(ILogger logger, string layer, string method, int rank, string solver, SpectrumSummary spectrum);
 
     [LoggerMessage(EventId = 201, Level = LogLevel.Information, Message = "Layer '{Layer}': damping raised to l = {Damping:G3} after {Doublings} doublings to make the safety covariance well conditioned")]
     public static partial void DampingIncreased(ILogger logger, string layer, double damping, int doublings);
@@ -56,8 +56,8 @@ internal static partial class Log
     public static partial void IterativeSolverFellBack(ILogger logger, string layer, string reason, int iterations);
 
     // Projection
-    [LoggerMessage(EventId = 300, Level = LogLevel.Debug, Message = "Null space of '{Layer}': {NullDimension} of {Width} directions ({Rule} rule, threshold {Threshold:G3}, protected energy {ProtectedEnergy:P4})")]
-    public static partial void NullSpaceFitted(ILogger logger, string layer, int nullDimension, int width, string rule, double threshold, double protectedEnergy);
+    [LoggerMessage(EventId = 300, Level = LogLevel.Debug, Message = "Null space of '{Layer}': {NullDimension} of {Width} directions ({Threshold}, protected energy {ProtectedEnergy:P4})")]
+    public static partial void NullSpaceFitted(ILogger logger, string layer, int nullDimension, int width, ThresholdSummary threshold, double protectedEnergy);
 
     [LoggerMessage(EventId = 301, Level = LogLevel.Warning, Message = "No null space among the {Width} input directions of layer(s) {Layers}: their adapters are frozen (the projector is zero). Use fewer harmful calibration tokens, another threshold rule, or EmptyNullSpacePolicy.FallBackToEnergy.")]
     public static partial void NullSpaceEmptyFrozen(ILogger logger, string layers, int width);

@@ -143,7 +143,7 @@ public sealed class NullSpaceProjector : INullSpaceProjector
 
         var protectedEnergy = mu.Skip((int)nullDim).Where(v => v > 0).Sum() / total;
         var diagnostics = new NullSpaceDiagnostics(name, n, nullDim, rule, threshold, maxMu, protectedEnergy, storesNull, fellBack);
-        Log.NullSpaceFitted(logger, name, (int)nullDim, (int)n, rule.ToString(), threshold, protectedEnergy);
+        Log.NullSpaceFitted(logger, name, (int)nullDim, (int)n, new ThresholdSummary(rule.ToString(), threshold), protectedEnergy);
         var factor = keepFactor ? HarmfulCovarianceFactor.FromEigen(name, eigenvectors, mu, nullDim) : null;
         return (new NullSpaceProjector(basis, diagnostics), factor);
     }
