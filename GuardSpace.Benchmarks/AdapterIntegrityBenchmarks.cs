@@ -135,16 +135,16 @@ public class AdapterIntegrityBenchmarks
     public void LoadChecksums()
     {
         var actual = F.Tensors.ToDictionary(kv => kv.Key, kv => TensorChecksum.Compute(kv.Value), StringComparer.Ordinal);
-        GuardedModel.VerifyChecksums(F.Config.TensorChecksums!, actual, "state", "config");
+        AdapterLoadChecks.VerifyChecksums(F.Config.TensorChecksums!, actual, "state", "config");
     }
 
     [Benchmark]
     [BenchmarkCategory("Load")]
-    public void LoadContentChecks() => GuardedModel.VerifyContent(F.Config, F.Tensors, "state");
+    public void LoadContentChecks() => AdapterLoadChecks.VerifyContent(F.Config, F.Tensors, "state");
 
     [Benchmark]
     [BenchmarkCategory("Load")]
-    public void LoadFingerprints() => GuardedModel.VerifyBaseWeights(F.Config, F.Targets, new AdapterLoadOptions(), NullLogger.Instance, "adapter");
+    public void LoadFingerprints() => AdapterLoadChecks.VerifyBaseWeights(F.Config, F.Targets, new AdapterLoadOptions(), NullLogger.Instance, "adapter");
 
     [Benchmark]
     [BenchmarkCategory("Load")]

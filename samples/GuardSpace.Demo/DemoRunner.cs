@@ -219,7 +219,7 @@ public sealed class DemoRunner
         using var guarded = GuardedModel.Attach(model, options, calibration);
 
         var trainable = guarded.TrainableParameters();
-        using var asft = method.AsftLambda is { } lambda ? new AsftRegularizer(guarded, baseWeights, alignedWeights, lambda) : null;
+        using var asft = method.AsftLambda is { } lambda ? new AsftRegularizer(guarded.Adapters, baseWeights, alignedWeights, lambda) : null;
         using var anchors = method.AnchorWeight > 0 ? data.Encode([.. data.NullSpacePrompts.Select(p => new Example(p, Language.Refusal, ExampleKind.HarmfulRefusal))], device) : null;
         var anchorRng = new Random(seed + 77);
         Func<Tensor>? extra = asft is null ? null : asft.Penalty;

@@ -104,7 +104,7 @@ public static class Report
             attack_steps = o.AttackSteps,
             attack_multiplier = o.AttackMultiplier,
             family = o.Family.ToString().ToLowerInvariant(),
-            library = $"{typeof(GuardSpace.Adapters.GuardedModel).Assembly.GetName().Name} {GuardSpace.GuardSpaceInfo.Version}",
+            library = $"{typeof(GuardedModel).Assembly.GetName().Name} {GuardSpace.GuardSpaceInfo.Version}",
             config = new
             {
                 model = config,

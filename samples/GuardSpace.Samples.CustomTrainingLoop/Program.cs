@@ -3,6 +3,7 @@
 // AdamW optimizer. The model declares one layer as the sealed Linear type, which GuardSpace cannot replace: it guards
 // that layer through a forward hook instead (InterceptionMode.ForwardHook). Also shows logging and progress.
 // Exits with 1 if the harmful-prompt outputs moved, training did nothing, or the schedule was not applied.
+using GuardSpace;
 using GuardSpace.Adapters;
 using GuardSpace.Projection;
 using GuardSpace.Samples.CustomTrainingLoop;

@@ -7,6 +7,7 @@
 using System.Buffers.Binary;
 using System.Text;
 using System.Text.Json;
+using GuardSpace;
 using GuardSpace.Adapters;
 using GuardSpace.Serialization;
 using TorchSharp;

@@ -6,6 +6,7 @@
 // (.ci/steps/samples.sh compares them).
 
 // quick start begins
+using GuardSpace;
 using GuardSpace.Adapters;
 using TorchSharp;
 using static TorchSharp.torch;

@@ -5,6 +5,7 @@
 // Exits with 1 when a check fails (outputs on the harmful prompts moved, or the export does not reproduce the model).
 using System.Diagnostics;
 using System.Text;
+using GuardSpace;
 using GuardSpace.Adapters;
 using GuardSpace.Behaviour;
 using GuardSpace.Models.Data;
@@ -123,7 +124,7 @@ try
     GuardedModel guarded = null!;
     AnsiConsole.Progress().AutoClear(false).Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn()).Start(ctx =>
     {
-        var tasks = new Dictionary<string, ProgressTask>();
+        var tasks = new Dictionary<AttachStage, ProgressTask>();
         guarded = GuardedModel.Attach(model, guardOptions, new CalibrationData
         {
             RunSafetyPrompts = collector => Run(collector, safetyBatches),
