@@ -203,14 +203,7 @@ public sealed class ActivationCovarianceCollector : IDisposable
     {
         ArgumentNullException.ThrowIfNull(run);
         cancellationToken.ThrowIfCancellationRequested();
-        using var collector = new ActivationCovarianceCollector(model, targets, options, logger);
-        using (no_grad())
-        {
-            run(collector);
-        }
-
-        cancellationToken.ThrowIfCancellationRequested();
-        return collector.BuildSet(transfer: true);
+        return Collect(model, targets, new CalibrationRun<Action<ActivationCovarianceCollector>>([run], (r, collector) => r(collector)), options, logger, cancellationToken);
     }
 
     /// <summary>Removes every hook and frees the running sums and the mask. Forward passes afterwards collect nothing.</summary>
