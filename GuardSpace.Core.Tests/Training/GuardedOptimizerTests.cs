@@ -92,7 +92,7 @@ public class GuardedOptimizerTests(ITestOutputHelper output)
 
         Assert.Equal(0.7 * expected, penalty.item<double>(), 1e-10 * expected);
         penalty.backward();
-        Assert.True(guarded.Adapters.Values.First().LoraB.grad!.abs().max().item<double>() > 0);
+        Assert.All(guarded.Adapters.Values, a => Assert.True(a.LoraB.grad is not null && a.LoraB.grad.abs().max().item<double>() > 0, $"{a.LayerName}: no gradient"));
         Assert.Throws<ArgumentException>(() => new AsftRegularizer(guarded, baseWeights, baseWeights, 1.0));
     }
 

@@ -90,16 +90,25 @@ public class MomentumSchedulerTests
 
     private static double Beta1(optim.ILearningRateController group) => ((optim.IBetas)group).Betas.Item1;
 
-    /// <summary>Runs <see cref="Steps"/> training steps, each followed by a scheduler step, and records the inner optimizer's first group after each.</summary>
+    /// <summary>
+    /// Runs <see cref="Steps"/> training steps, each followed by a scheduler step, and records the inner optimizer's first
+    /// group after both: after the training step too, so that a wrapper that changed the values in step() would show.
+    /// </summary>
     private static List<(double Lr, double Momentum)> Schedule(optim.Optimizer inner, Func<optim.ILearningRateController, double> momentum, Action schedulerStep, Action<int> trainStep)
     {
         var seen = new List<(double Lr, double Momentum)>();
+        void See()
+        {
+            var group = inner.ParamGroups.First();
+            seen.Add((group.LearningRate, momentum(group)));
+        }
+
         for (var step = 0; step < Steps; step++)
         {
             trainStep(step);
+            See();
             schedulerStep();
-            var group = inner.ParamGroups.First();
-            seen.Add((group.LearningRate, momentum(group)));
+            See();
         }
 
         return seen;
