@@ -109,13 +109,12 @@ public class DetachTests
         Assert.Contains("'typed_guard'", ex.Message);
         Assert.DoesNotContain("already registered", ex.Message);
 
-        var directory = Directory.CreateTempSubdirectory("guardspace-twice-").FullName;
+        using var directory = TempDirectory.Create("guardspace-twice-");
         guarded.Save(directory);
         Assert.Contains("already guarded", Assert.Throws<InvalidOperationException>(() => GuardedModel.Load(model, directory)).Message);
 
         guarded.Detach();
         using var again = GuardedModel.Attach(model, options);
         Assert.Single(again.Adapters);
-        Directory.Delete(directory, recursive: true);
     }
 }

@@ -28,7 +28,7 @@ public class ExportInvariantTests
 
         var probe = TinyTransformer.Tokens(4, 6, 41);
         var fineTuned = model.call(probe).detach().reshape(-1, TinyTransformer.Vocab);
-        var directory = Directory.CreateTempSubdirectory("guardspace-export-").FullName;
+        using var directory = TempDirectory.Create("guardspace-export-");
         guarded.ExportPeft(directory, new PeftExportOptions { BaseModelNameOrPath = "org/tiny-transformer", TaskType = "CAUSAL_LM" });
 
         var (tensors, metadata) = SafetensorsFile.Read(Path.Combine(directory, AdapterFiles.PeftWeightsFile));
@@ -69,6 +69,5 @@ public class ExportInvariantTests
         var reproduced = fresh.call(probe).detach().reshape(-1, TinyTransformer.Vocab);
         Assert.True(Oracle.RelativeError(reproduced, fineTuned) <= 1e-10, $"{method}: {Oracle.RelativeError(reproduced, fineTuned):G3}");
         Assert.True(Oracle.RelativeError(reproduced, new TinyTransformer().call(probe).detach().reshape(-1, TinyTransformer.Vocab)) > 1e-4, "the delta is not trivially zero");
-        Directory.Delete(directory, recursive: true);
     }
 }

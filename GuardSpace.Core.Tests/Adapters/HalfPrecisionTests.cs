@@ -116,13 +116,12 @@ public class HalfPrecisionTests(ITestOutputHelper output)
         guarded.Unmerge();
         Assert.True(Drift(model.call(probe).detach(), expected) <= 2 * unit, "unmerged");
 
-        var directory = Directory.CreateTempSubdirectory("guardspace-half-").FullName;
+        using var directory = TempDirectory.Create("guardspace-half-");
         guarded.Save(directory);
         var fresh = HalfModel(dtype);
         using var loaded = GuardedModel.Load(fresh, directory);
         Assert.All(loaded.Adapters.Values, a => Assert.Equal(ScalarType.Float32, a.LoraB.dtype));
         Assert.True(Drift(fresh.call(probe).detach(), model.call(probe).detach()) <= unit, "loaded = saved");
-        Directory.Delete(directory, recursive: true);
 
         // model.half() after attaching converts the frozen weights but keeps the factors in float32.
         var full = HalfModel(ScalarType.Float32);

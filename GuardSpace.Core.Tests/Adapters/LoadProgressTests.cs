@@ -12,11 +12,10 @@ public class LoadProgressTests
     public void LoadReportsEveryStage()
     {
         using var scope = NewDisposeScope();
-        var directory = SavedAdapters.TrainAndSave();
+        using var directory = SavedAdapters.TrainAndSave();
         var stages = new List<AttachStage>();
         using var loaded = GuardedModel.Load(new TinyTransformer(), directory, progress: new SynchronousProgress<AttachProgress>(p => stages.Add(p.Stage)));
         Assert.Equal([AttachStage.Reading, AttachStage.Verifying, AttachStage.Decomposition, AttachStage.Surgery], stages.Distinct().ToArray());
-        Directory.Delete(directory, recursive: true);
     }
 
     [Theory]
@@ -27,7 +26,7 @@ public class LoadProgressTests
     public void ACancelledLoadChangesNothing(AttachStage stage)
     {
         using var scope = NewDisposeScope();
-        var directory = SavedAdapters.TrainAndSave();
+        using var directory = SavedAdapters.TrainAndSave();
         var model = new TinyTransformer();
         var state = ModelState.Of(model);
         using var cts = new CancellationTokenSource();
@@ -40,6 +39,5 @@ public class LoadProgressTests
         });
         Assert.ThrowsAny<OperationCanceledException>(() => GuardedModel.Load(model, directory, progress: progress, cancellationToken: cts.Token));
         state.AssertSame(model);
-        Directory.Delete(directory, recursive: true);
     }
 }

@@ -273,7 +273,19 @@ public class InterceptionVerificationTests
         using var scope = NewDisposeScope();
         var model = new TinyTransformer();
         using var guarded = GuardedModel.Attach(model, new GuardedLoraOptions { Method = InitializationMethod.Lora, Rank = 2 });
-        guarded.VerifyInterception(() => model.call(TinyTransformer.Tokens(1, 4, 1)).Dispose());
+        var forwards = 0;
+        var error = Record.Exception(() => guarded.VerifyInterception(() =>
+        {
+            forwards++;
+            model.call(TinyTransformer.Tokens(1, 4, 1)).Dispose();
+        }));
+        Assert.Null(error);
+        Assert.Equal(1, forwards);
+
+        // The same check refuses a forward that reaches no adapter and names every one: it passed above because it looked.
+        var none = Assert.Throws<InvalidOperationException>(() => guarded.VerifyInterception(() => { }));
+        Assert.True(guarded.Adapters.Count > 1, "several adapters to name");
+        Assert.All(guarded.Adapters.Keys, name => Assert.Contains($"'{name}'", none.Message));
     }
 
     private sealed class ForwardCallingParent : Module<Tensor, Tensor>

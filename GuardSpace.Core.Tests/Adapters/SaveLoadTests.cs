@@ -8,7 +8,7 @@ namespace GuardSpace.Tests.Adapters;
 
 public class SaveLoadTests
 {
-    private static (TinyTransformer Model, GuardedModel Guarded, string Directory) TrainedAndSaved()
+    private static (TinyTransformer Model, GuardedModel Guarded) TrainedAndSaved(string directory)
     {
         var model = new TinyTransformer();
         var guarded = GuardedModelInvariantTests.AttachGuardSpace(model);
@@ -18,16 +18,16 @@ public class SaveLoadTests
             GuardedModelInvariantTests.TrainStep(model, optimizer, step);
         }
 
-        var directory = System.IO.Directory.CreateTempSubdirectory("guardspace-save-").FullName;
         guarded.Save(directory);
-        return (model, guarded, directory);
+        return (model, guarded);
     }
 
     [Fact]
     public void SavedAdapterLoadsOntoTheOriginalModelAndKeepsGuarding()
     {
         using var scope = NewDisposeScope();
-        var (model, guarded, directory) = TrainedAndSaved();
+        using var directory = TempDirectory.Create("guardspace-save-");
+        var (model, guarded) = TrainedAndSaved(directory);
         using var _ = guarded;
         var probe = TinyTransformer.Tokens(4, 6, 51);
         var expected = model.call(probe).detach().reshape(-1, TinyTransformer.Vocab);
@@ -53,14 +53,14 @@ public class SaveLoadTests
         }
 
         Assert.True(Oracle.RelativeError(fresh.call(GuardedModelInvariantTests.HarmfulPrompts).detach().reshape(-1, TinyTransformer.Vocab), harmful.reshape(-1, TinyTransformer.Vocab)) <= 1e-8);
-        Directory.Delete(directory, recursive: true);
     }
 
     [Fact]
     public void TruncatedOrCorruptedFilesRaiseInvalidDataException()
     {
         using var scope = NewDisposeScope();
-        var (_, guarded, directory) = TrainedAndSaved();
+        using var directory = TempDirectory.Create("guardspace-save-");
+        var (_, guarded) = TrainedAndSaved(directory);
         guarded.Dispose();
         var state = Path.Combine(directory, AdapterFiles.StateFile);
         var bytes = File.ReadAllBytes(state);
@@ -77,14 +77,14 @@ public class SaveLoadTests
 
         File.Delete(Path.Combine(directory, AdapterFiles.ConfigFile));
         Assert.Contains(AdapterFiles.ConfigFile, Assert.Throws<InvalidDataException>(() => GuardedModel.Load(new TinyTransformer(), directory)).Message);
-        Directory.Delete(directory, recursive: true);
     }
 
     [Fact]
     public void LoadingOntoAModelThatDoesNotFitListsEveryMismatchAndChangesNothing()
     {
         using var scope = NewDisposeScope();
-        var (_, guarded, directory) = TrainedAndSaved();
+        using var directory = TempDirectory.Create("guardspace-save-");
+        var (_, guarded) = TrainedAndSaved(directory);
         guarded.Dispose();
         var other = new TinyTransformer(width: 16, mlp: 24, layers: 1);
         var before = TinyTransformer.Snapshot(other);
@@ -93,14 +93,14 @@ public class SaveLoadTests
         Assert.Contains("'blocks.0.up_proj' is 24 x 16 in the model but 32 x 16 in the adapter", ex.Message);
         AssertUnchanged(other, before);
         Assert.All(other.named_modules(), m => Assert.IsNotType<GuardedLoraAdapter>(m.module));
-        Directory.Delete(directory, recursive: true);
     }
 
     [Fact]
     public void SavingOverALongerFileLeavesNoOldBytes()
     {
         using var scope = NewDisposeScope();
-        var (_, guarded, directory) = TrainedAndSaved();
+        using var directory = TempDirectory.Create("guardspace-save-");
+        var (_, guarded) = TrainedAndSaved(directory);
         using var _ = guarded;
         var state = Path.Combine(directory, AdapterFiles.StateFile);
         var length = new FileInfo(state).Length;
@@ -109,7 +109,6 @@ public class SaveLoadTests
         Assert.Equal(length, new FileInfo(state).Length);
         using var loaded = GuardedModel.Load(new TinyTransformer(), directory);
         Assert.Equal(12, loaded.Adapters.Count);
-        Directory.Delete(directory, recursive: true);
     }
 
     internal static void AssertUnchanged(TorchSharp.torch.nn.Module model, Dictionary<string, Tensor> before)

@@ -278,11 +278,13 @@ public class ActivationCovarianceCollectorTests
         var reports = new List<CollectionProgress>();
         var progress = new SynchronousProgress<CollectionProgress>(reports.Add);
         var gradEnabled = new List<bool>();
-        var run = new CalibrationRun<Tensor>(batches, (b, _) =>
+        void RunBatch(Tensor b, ActivationCovarianceCollector _)
         {
             gradEnabled.Add(is_grad_enabled());
             model.call(b);
-        }) { Progress = progress };
+        }
+
+        var run = new CalibrationRun<Tensor>(batches, RunBatch) { Progress = progress };
         using var set = ActivationCovarianceCollector.Collect(model, AllSix, run);
 
         Assert.Equal([new(1, 3, 6), new(2, 3, 12), new(3, 3, 18)], reports);

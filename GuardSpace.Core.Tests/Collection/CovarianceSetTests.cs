@@ -11,9 +11,9 @@ namespace GuardSpace.Tests.Collection;
 public sealed class CovarianceSetTests : IDisposable
 {
     private static readonly TargetModules AllSix = TargetModules.Suffixes(CollectionBlock.LayerNames);
-    private readonly string folder = Directory.CreateTempSubdirectory("guardspace-covset-").FullName;
+    private readonly TempDirectory folder = TempDirectory.Create("guardspace-covset-");
 
-    public void Dispose() => Directory.Delete(folder, recursive: true);
+    public void Dispose() => folder.Dispose();
 
     private static List<Tensor> Prompts(ulong seed, int count) =>
         Enumerable.Range(0, count).Select(i => CollectionTestData.Randn(seed + (ulong)i, 1, 3 + i, CollectionBlock.Width)).ToList();

@@ -16,9 +16,18 @@ public sealed class RefusalDataTests : IDisposable
     public RefusalDataTests()
     {
         _checkpoint = TinyCheckpoint.Write(new TinyCheckpoint.Spec { Vocab = 267 }, ScalarType.Float64, shards: 1);
-        TokenizerFiles.WriteByteLevelBpe(_checkpoint.Directory);
-        _model = LlamaForCausalLM.FromPretrained(_checkpoint.Directory, ScalarType.Float64);
-        _tokenizer = HfTokenizer.Load(_checkpoint.Directory);
+        try
+        {
+            TokenizerFiles.WriteByteLevelBpe(_checkpoint.Directory);
+            _model = LlamaForCausalLM.FromPretrained(_checkpoint.Directory, ScalarType.Float64);
+            _tokenizer = HfTokenizer.Load(_checkpoint.Directory);
+        }
+        catch
+        {
+            // xunit does not dispose a test class whose constructor threw: remove the checkpoint's folder here.
+            _checkpoint.Dispose();
+            throw;
+        }
     }
 
     [Fact]

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using GuardSpace.Serialization;
+using GuardSpace.Tests.TestUtilities;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -59,7 +60,6 @@ internal sealed class TinyCheckpoint : IDisposable
     /// <summary>Writes the checkpoint: tensors in <paramref name="fileDtype"/>, in <paramref name="shards"/> files (with an index when more than one).</summary>
     public static TinyCheckpoint Write(Spec spec, ScalarType fileDtype, int shards, int seed = 5)
     {
-        var directory = System.IO.Directory.CreateTempSubdirectory("guardspace-hf-").FullName;
         var generator = new Generator((ulong)seed);
         var stored = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         void Add(string name, params long[] shape) =>
@@ -95,15 +95,25 @@ internal sealed class TinyCheckpoint : IDisposable
             Add("lm_head.weight", spec.Vocab, spec.Hidden);
         }
 
-        WriteConfig(directory, spec, fileDtype);
-        WriteWeights(directory, stored, shards);
+        var directory = TempDirectory.Create("guardspace-hf-");
+        try
+        {
+            WriteConfig(directory, spec, fileDtype);
+            WriteWeights(directory, stored, shards);
+        }
+        catch
+        {
+            directory.Dispose();
+            throw;
+        }
+
         var weights = stored.ToDictionary(kv => kv.Key, kv => kv.Value.to_type(ScalarType.Float64).DetachFromDisposeScope(), StringComparer.Ordinal);
         foreach (var t in stored.Values)
         {
             t.Dispose();
         }
 
-        return new TinyCheckpoint(directory, weights, spec);
+        return new TinyCheckpoint(directory.Path, weights, spec);
     }
 
     /// <summary>config.json as Hugging Face writes it for these sizes.</summary>

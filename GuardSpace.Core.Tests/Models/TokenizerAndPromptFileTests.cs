@@ -1,12 +1,13 @@
 using GuardSpace.Models.Data;
 using GuardSpace.Models.Tokenization;
+using GuardSpace.Tests.TestUtilities;
 
 namespace GuardSpace.Tests.Models;
 
 /// <summary>Tokenizers built from model-folder files, and the prompt/training file readers.</summary>
 public sealed class TokenizerAndPromptFileTests : IDisposable
 {
-    private readonly string _directory = Directory.CreateTempSubdirectory("guardspace-tok-").FullName;
+    private readonly TempDirectory _directory = TempDirectory.Create("guardspace-tok-");
 
     [Fact]
     public void ByteLevelBpeTokenizerJsonAppliesMergesBytesAndTheBosTemplate()
@@ -89,5 +90,5 @@ public sealed class TokenizerAndPromptFileTests : IDisposable
         Assert.Contains("holds no prompts", Assert.Throws<InvalidDataException>(() => PromptFile.Read(plain)).Message);
     }
 
-    public void Dispose() => Directory.Delete(_directory, recursive: true);
+    public void Dispose() => _directory.Dispose();
 }

@@ -26,17 +26,16 @@ public class AdapterIntegrityTests
     [Fact]
     public void AFactorWhoseBytesChangedFailsItsChecksum()
     {
-        var directory = SavedAdapters.TrainAndSave();
+        using var directory = SavedAdapters.TrainAndSave();
         // Low mantissa bytes of lora_B: still finite and close, so only the checksum can tell.
         SavedAdapters.FlipBytes(SavedAdapters.StatePath(directory), "blocks.1.up_proj.lora_B");
         AssertRefused(directory, "blocks.1.up_proj.lora_B", "does not match its checksum", "Nothing was changed");
-        Directory.Delete(directory, recursive: true);
     }
 
     [Fact]
     public void FlippedBytesInATrainedAOrABasisAreRefused()
     {
-        var directory = SavedAdapters.TrainAndSave();
+        using var directory = SavedAdapters.TrainAndSave();
         var state = SavedAdapters.StatePath(directory);
         var bytes = File.ReadAllBytes(state);
         SavedAdapters.FlipBytes(state, "blocks.0.q_proj.lora_A");
@@ -45,46 +44,42 @@ public class AdapterIntegrityTests
         File.WriteAllBytes(state, bytes);
         SavedAdapters.FlipBytes(state, "projector.blocks.0.up_proj.basis");
         AssertRefused(directory, "projector.blocks.0.up_proj.basis");
-        Directory.Delete(directory, recursive: true);
     }
 
     [Fact]
     public void AVersion1FileStillLoadsAndSaysItWasNotChecksummed()
     {
         using var scope = NewDisposeScope();
-        var directory = SavedAdapters.TrainAndSave();
+        using var directory = SavedAdapters.TrainAndSave();
         SavedAdapters.DowngradeToVersion1(directory);
         var logger = new RecordingLoggerFactory();
         using var loaded = GuardedModel.Load(new TinyTransformer(), directory, logger);
         Assert.Equal(12, loaded.Adapters.Count);
         Assert.Contains(logger.Logger.Entries, e => e.EventId.Id == 402 && e.Message.Contains("format version 1"));
-        Directory.Delete(directory, recursive: true);
     }
 
     [Fact]
     public void ABasisThatIsNoLongerOrthonormalIsRefusedEvenWithoutChecksums()
     {
-        var directory = SavedAdapters.TrainAndSave();
+        using var directory = SavedAdapters.TrainAndSave();
         SavedAdapters.DowngradeToVersion1(directory);
         SavedAdapters.ReplaceTensor(directory, "projector.blocks.1.o_proj.basis", basis => basis * 1.001);
         AssertRefused(directory, "projector.blocks.1.o_proj.basis", "not an orthonormal basis");
-        Directory.Delete(directory, recursive: true);
     }
 
     [Fact]
     public void AnAOutsideItsNullSpaceIsRefusedEvenWithoutChecksums()
     {
-        var directory = SavedAdapters.TrainAndSave();
+        using var directory = SavedAdapters.TrainAndSave();
         SavedAdapters.DowngradeToVersion1(directory);
         SavedAdapters.ReplaceTensor(directory, "blocks.0.down_proj.lora_A", a => a + 1e-6 * ones_like(a));
         AssertRefused(directory, "blocks.0.down_proj.lora_A", "leaves the null space");
-        Directory.Delete(directory, recursive: true);
     }
 
     [Fact]
     public void NonFiniteFactorsAreRefusedEvenWithoutChecksums()
     {
-        var directory = SavedAdapters.TrainAndSave();
+        using var directory = SavedAdapters.TrainAndSave();
         SavedAdapters.DowngradeToVersion1(directory);
         SavedAdapters.ReplaceTensor(directory, "blocks.0.k_proj.lora_B", b =>
         {
@@ -93,6 +88,5 @@ public class AdapterIntegrityTests
             return copy;
         });
         AssertRefused(directory, "blocks.0.k_proj.lora_B", "NaN or infinite");
-        Directory.Delete(directory, recursive: true);
     }
 }

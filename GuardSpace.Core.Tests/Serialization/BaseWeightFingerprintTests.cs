@@ -12,7 +12,7 @@ public class BaseWeightFingerprintTests
     public void OtherWeightsOfTheSameShapesAreRefusedAndChangeNothing()
     {
         using var scope = NewDisposeScope();
-        var directory = SavedAdapters.TrainAndSave(seed: 1);
+        using var directory = SavedAdapters.TrainAndSave(seed: 1);
         var other = new TinyTransformer(seed: 2);
         var state = ModelState.Of(other);
         var ex = Assert.Throws<ArgumentException>(() => GuardedModel.Load(other, directory));
@@ -21,14 +21,13 @@ public class BaseWeightFingerprintTests
         Assert.Contains("'blocks.0.q_proj'", ex.Message);
         Assert.Contains("'blocks.1.down_proj'", ex.Message);
         state.AssertSame(other);
-        Directory.Delete(directory, recursive: true);
     }
 
     [Fact]
     public void AFineTunedCopyOfTheOriginalIsRefusedToo()
     {
         using var scope = NewDisposeScope();
-        var directory = SavedAdapters.TrainAndSave(seed: 1);
+        using var directory = SavedAdapters.TrainAndSave(seed: 1);
         var tuned = new TinyTransformer(seed: 1);
         using (no_grad())
         {
@@ -39,30 +38,27 @@ public class BaseWeightFingerprintTests
         var ex = Assert.Throws<ArgumentException>(() => GuardedModel.Load(tuned, directory));
         Assert.Contains("'blocks.1.o_proj'", ex.Message);
         Assert.DoesNotContain("'blocks.0.q_proj'", ex.Message);
-        Directory.Delete(directory, recursive: true);
     }
 
     [Fact]
     public void TheOverrideLoadsAnywayAndWarns()
     {
         using var scope = NewDisposeScope();
-        var directory = SavedAdapters.TrainAndSave(seed: 1);
+        using var directory = SavedAdapters.TrainAndSave(seed: 1);
         var logger = new RecordingLoggerFactory();
         using var loaded = GuardedModel.Load(new TinyTransformer(seed: 2), directory, logger, new AdapterLoadOptions { AllowBaseWeightMismatch = true });
         Assert.Equal(12, loaded.Adapters.Count);
         Assert.Contains(logger.Logger.Entries, e => e.EventId.Id == 403 && e.Message.Contains("blocks.0.q_proj"));
-        Directory.Delete(directory, recursive: true);
     }
 
     [Fact]
     public void TheOriginalConvertedToAnotherDtypeStillMatches()
     {
         using var scope = NewDisposeScope();
-        var directory = SavedAdapters.TrainAndSave(seed: 1);
+        using var directory = SavedAdapters.TrainAndSave(seed: 1);
         var converted = new TinyTransformer(seed: 1);
         converted.to(ScalarType.Float32);
         using var loaded = GuardedModel.Load(converted, directory);
         Assert.All(loaded.Adapters.Values, a => Assert.Equal(ScalarType.Float32, a.FrozenWeight.dtype));
-        Directory.Delete(directory, recursive: true);
     }
 }

@@ -14,7 +14,7 @@ public class ConfigValueTests
     public void BadValuesNameTheFileAndEveryField()
     {
         using var scope = NewDisposeScope();
-        var directory = SavedAdapters.TrainAndSave();
+        using var directory = SavedAdapters.TrainAndSave();
         SavedAdapters.EditConfig(directory, config =>
         {
             config["rank"] = 0;
@@ -31,18 +31,16 @@ public class ConfigValueTests
         Assert.Contains("null_space.energy_fraction", ex.Message);
         Assert.Contains("method 'GuardSpacey'", ex.Message);
         state.AssertSame(model);
-        Directory.Delete(directory, recursive: true);
     }
 
     [Fact]
     public void LayersThatDisagreeWithTheTargetsAreNamed()
     {
         using var scope = NewDisposeScope();
-        var directory = SavedAdapters.TrainAndSave();
+        using var directory = SavedAdapters.TrainAndSave();
         SavedAdapters.EditConfig(directory, config => config["targets"]!.AsArray().RemoveAt(0));
         var ex = Assert.Throws<InvalidDataException>(() => GuardedModel.Load(new TinyTransformer(), directory));
         Assert.Contains("do not name the same layers", ex.Message);
         Assert.Contains(AdapterFiles.ConfigFile, ex.Message);
-        Directory.Delete(directory, recursive: true);
     }
 }

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Text;
 using System.Text.Json;
 using GuardSpace.Serialization;
+using GuardSpace.Tests.TestUtilities;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -9,9 +10,9 @@ namespace GuardSpace.Tests.Serialization;
 
 public sealed class SafetensorsFileTests : IDisposable
 {
-    private readonly string folder = Directory.CreateTempSubdirectory("guardspace-st-").FullName;
+    private readonly TempDirectory folder = TempDirectory.Create("guardspace-st-");
 
-    public void Dispose() => Directory.Delete(folder, recursive: true);
+    public void Dispose() => folder.Dispose();
 
     private string PathOf(string name) => Path.Combine(folder, name);
 

@@ -17,7 +17,7 @@ public class SaveTransactionTests
         using var scope = NewDisposeScope();
         var model = new TinyTransformer();
         using var guarded = GuardedModelInvariantTests.AttachGuardSpace(model);
-        var directory = Directory.CreateTempSubdirectory("guardspace-transaction-").FullName;
+        using var directory = TempDirectory.Create("guardspace-transaction-");
         guarded.Save(directory);
         var state = File.ReadAllBytes(SavedAdapters.StatePath(directory));
         var config = File.ReadAllBytes(SavedAdapters.ConfigPath(directory));
@@ -41,6 +41,5 @@ public class SaveTransactionTests
 
         guarded.Save(directory); // and the next save goes through
         Assert.NotEqual(state, File.ReadAllBytes(SavedAdapters.StatePath(directory)));
-        Directory.Delete(directory, recursive: true);
     }
 }

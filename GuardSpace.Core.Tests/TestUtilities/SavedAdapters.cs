@@ -12,8 +12,8 @@ namespace GuardSpace.Tests.TestUtilities;
 /// <summary>Saved adapters for the load tests, and ways to damage them the way disks, copies and users do.</summary>
 internal static class SavedAdapters
 {
-    /// <summary>Attaches GuardSpace to a fresh <see cref="TinyTransformer"/>, trains 10 Adam steps and saves to a new temporary folder.</summary>
-    public static string TrainAndSave(int seed = 1)
+    /// <summary>Attaches GuardSpace to a fresh <see cref="TinyTransformer"/>, trains 10 Adam steps and saves to a new temporary folder (the caller disposes it).</summary>
+    public static TempDirectory TrainAndSave(int seed = 1)
     {
         using var scope = NewDisposeScope();
         var model = new TinyTransformer(seed: seed);
@@ -24,9 +24,17 @@ internal static class SavedAdapters
             GuardedModelInvariantTests.TrainStep(model, optimizer, step);
         }
 
-        var directory = Directory.CreateTempSubdirectory("guardspace-saved-").FullName;
-        guarded.Save(directory);
-        return directory;
+        var directory = TempDirectory.Create("guardspace-saved-");
+        try
+        {
+            guarded.Save(directory);
+            return directory;
+        }
+        catch
+        {
+            directory.Dispose();
+            throw;
+        }
     }
 
     public static string StatePath(string directory) => Path.Combine(directory, AdapterFiles.StateFile);

@@ -4,6 +4,7 @@ using GuardSpace.Tests.Adapters;
 using GuardSpace.Tests.TestUtilities;
 using GuardSpace.Training;
 using TorchSharp;
+using TorchSharp.Modules;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
 
@@ -37,13 +38,27 @@ public class GuardedOptimizerTests(ITestOutputHelper output)
         var model = new TinyTransformer();
         using var guarded = GuardedModelInvariantTests.AttachGuardSpace(model);
         var handles = guarded.TrainableParameters().Select(p => p.Handle).ToList();
-        using var optimizer = guarded.WrapOptimizer(optim.Adam(guarded.TrainableParameters(), 0.01));
-        for (var step = 0; step < 3; step++)
+        var inner = optim.Adam(guarded.TrainableParameters(), 0.01);
+        using var optimizer = guarded.WrapOptimizer(inner);
+        const int steps = 3;
+        for (var step = 0; step < steps; step++)
         {
             GuardedModelInvariantTests.TrainStep(model, optimizer, step);
         }
 
         Assert.Equal(handles, guarded.TrainableParameters().Select(p => p.Handle).ToList());
+        Assert.Equal(handles, inner.parameters().Select(p => p.Handle).ToList());
+
+        // Adam's state (one entry per parameter, in parameter order) counted every step and accumulated a first moment
+        // for every factor, the guarded A's included: it was neither reset nor left behind on a replaced tensor.
+        var states = inner.state_dict().State;
+        Assert.Equal(handles.Count, states.Count);
+        Assert.All(states, state =>
+        {
+            var adam = Assert.IsType<Adam.State>(state);
+            Assert.Equal(steps, adam.step);
+            Assert.True(adam.exp_avg.abs().max().item<double>() > 0, "first moment accumulated");
+        });
     }
 
     [Fact]
@@ -77,7 +92,7 @@ public class GuardedOptimizerTests(ITestOutputHelper output)
 
         Assert.Equal(0.7 * expected, penalty.item<double>(), 1e-10 * expected);
         penalty.backward();
-        Assert.True(guarded.Adapters.Values.First().LoraB.grad!.abs().max().item<double>() > 0);
+        Assert.All(guarded.Adapters.Values, a => Assert.True(a.LoraB.grad is not null && a.LoraB.grad.abs().max().item<double>() > 0, $"{a.LayerName}: no gradient"));
         Assert.Throws<ArgumentException>(() => new AsftRegularizer(guarded.Adapters, baseWeights, baseWeights, 1.0));
     }
 

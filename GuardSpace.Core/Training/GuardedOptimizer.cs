@@ -44,7 +44,15 @@ public sealed class GuardedOptimizer : optim.Optimizer, optim.IMomentum
     public double Momentum
     {
         get => InnerMomentum.Momentum;
-        set => InnerMomentum.Momentum = value;
+        set
+        {
+            // The optimizer's own Momentum is only the default for groups added later: set every existing group too.
+            InnerMomentum.Momentum = value;
+            foreach (var group in Inner.ParamGroups.OfType<optim.IMomentum>())
+            {
+                group.Momentum = value;
+            }
+        }
     }
 
     private optim.IMomentum InnerMomentum => Inner as optim.IMomentum ?? throw new InvalidOperationException(
