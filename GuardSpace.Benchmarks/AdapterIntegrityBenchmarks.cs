@@ -4,6 +4,7 @@ using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Configs;
 using GuardSpace.Adapters;
 using GuardSpace.Serialization;
+using GuardSpace.Storage;
 using GuardSpace.Targeting;
 using Microsoft.Extensions.Logging.Abstractions;
 using TorchSharp;
@@ -82,7 +83,7 @@ public class AdapterIntegrityBenchmarks
         Console.WriteLine($"// adapter state file: {bytes / 1e6:F1} MB, {guarded.Adapters.Count} layers");
 
         var fresh = Model();
-        var (tensors, _) = SafetensorsFile.Read(Path.Combine(directory, AdapterFiles.StateFile));
+        var (tensors, _) = SafetensorsReader.ReadAll(Path.Combine(directory, AdapterFiles.StateFile));
         var config = JsonSerializer.Deserialize<AdapterConfig>(File.ReadAllText(Path.Combine(directory, AdapterFiles.ConfigFile)), AdapterConfig.Json)!;
         _shared = new Fixture(guarded, fresh, directory, tensors, config, [.. LinearLayerSelector.Select(fresh, TargetModules.AllLinear())]);
         AppDomain.CurrentDomain.ProcessExit += (_, _) => System.IO.Directory.Delete(directory, recursive: true);

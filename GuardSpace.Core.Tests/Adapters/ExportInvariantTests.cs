@@ -1,5 +1,6 @@
 using GuardSpace.Adapters;
 using GuardSpace.Serialization;
+using GuardSpace.Storage;
 using GuardSpace.Tests.TestUtilities;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -31,7 +32,7 @@ public class ExportInvariantTests
         using var directory = TempDirectory.Create("guardspace-export-");
         guarded.ExportPeft(directory, new PeftExportOptions { BaseModelNameOrPath = "org/tiny-transformer", TaskType = "CAUSAL_LM" });
 
-        var (tensors, metadata) = SafetensorsFile.Read(Path.Combine(directory, AdapterFiles.PeftWeightsFile));
+        var (tensors, metadata) = SafetensorsReader.ReadAll(Path.Combine(directory, AdapterFiles.PeftWeightsFile));
         Assert.Equal("pt", metadata["format"]);
         var config = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(directory, AdapterFiles.PeftConfigFile))).RootElement;
         Assert.Equal("LORA", config.GetProperty("peft_type").GetString());

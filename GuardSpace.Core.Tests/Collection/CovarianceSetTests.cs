@@ -1,6 +1,7 @@
 using System.Text;
 using GuardSpace.Collection;
 using GuardSpace.Serialization;
+using GuardSpace.Storage;
 using GuardSpace.Targeting;
 using GuardSpace.Tests.TestUtilities;
 using TorchSharp;
@@ -103,17 +104,17 @@ public sealed class CovarianceSetTests : IDisposable
         Assert.Contains(path, Assert.Throws<InvalidDataException>(() => CovarianceSet.Load(path)).Message);
 
         // A plain safetensors file without GuardSpace metadata.
-        SafetensorsFile.Write(path, new Dictionary<string, Tensor> { ["q_proj"] = eye(6, dtype: ScalarType.Float64) });
+        SafetensorsWriter.Write(path, new Dictionary<string, Tensor> { ["q_proj"] = eye(6, dtype: ScalarType.Float64) });
         Assert.Contains("format", Assert.Throws<InvalidDataException>(() => CovarianceSet.Load(path)).Message);
 
         // Metadata that disagrees with the tensors: a wrong width, a missing tensor, an extra tensor, a bad scaling.
         var goodPath = Path.Combine(folder, "good.safetensors");
         File.WriteAllBytes(goodPath, good);
-        var (tensors, metadata) = SafetensorsFile.Read(goodPath);
+        var (tensors, metadata) = SafetensorsReader.ReadAll(goodPath);
 
         void Expect(string fragment, Dictionary<string, Tensor> t, Dictionary<string, string> m)
         {
-            SafetensorsFile.Write(path, t, m);
+            SafetensorsWriter.Write(path, t, m);
             var ex = Assert.Throws<InvalidDataException>(() => CovarianceSet.Load(path));
             Assert.Contains(fragment, ex.Message);
         }
@@ -128,7 +129,7 @@ public sealed class CovarianceSetTests : IDisposable
         Expect("token_count", tensors, new(metadata) { ["groups"] = groups.Replace("\"token_count\":", "\"token_count\":-") });
 
         // Guard: the unmodified content loads.
-        SafetensorsFile.Write(path, tensors, metadata);
+        SafetensorsWriter.Write(path, tensors, metadata);
         using var ok = CovarianceSet.Load(path);
         Assert.Equal(4, ok.Count);
         Assert.Contains("\"format\":\"guardspace.covariance-set\"", Encoding.UTF8.GetString(good));

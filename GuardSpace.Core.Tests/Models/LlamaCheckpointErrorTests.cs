@@ -1,5 +1,6 @@
 using GuardSpace.Models.Llama;
 using GuardSpace.Serialization;
+using GuardSpace.Storage;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -93,9 +94,9 @@ public class LlamaCheckpointErrorTests
     private static void RewriteWeights(TinyCheckpoint checkpoint, Action<Dictionary<string, Tensor>> change)
     {
         var path = Path.Combine(checkpoint.Directory, "model.safetensors");
-        var (tensors, _) = SafetensorsFile.Read(path);
+        var (tensors, _) = SafetensorsReader.ReadAll(path);
         change(tensors);
-        SafetensorsFile.Write(path, tensors);
+        SafetensorsWriter.Write(path, tensors);
         foreach (var t in tensors.Values)
         {
             t.Dispose();

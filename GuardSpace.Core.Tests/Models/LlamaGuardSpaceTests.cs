@@ -2,6 +2,7 @@ using System.Text.Json;
 using GuardSpace.Adapters;
 using GuardSpace.Models.Llama;
 using GuardSpace.Serialization;
+using GuardSpace.Storage;
 using GuardSpace.Tests.TestUtilities;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -125,7 +126,7 @@ public class LlamaGuardSpaceTests
         try
         {
             guarded.ExportPeft(directory, new PeftExportOptions { BaseModelNameOrPath = checkpoint.Directory, TaskType = "CAUSAL_LM" });
-            var (tensors, metadata) = SafetensorsFile.Read(Path.Combine(directory, "adapter_model.safetensors"));
+            var (tensors, metadata) = SafetensorsReader.ReadAll(Path.Combine(directory, "adapter_model.safetensors"));
             var config = JsonDocument.Parse(File.ReadAllText(Path.Combine(directory, "adapter_config.json"))).RootElement;
             Assert.Equal("pt", metadata["format"]);
 

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using GuardSpace.Serialization;
+using GuardSpace.Storage;
 using GuardSpace.Tests.TestUtilities;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -149,7 +150,7 @@ internal sealed class TinyCheckpoint : IDisposable
     {
         if (shards == 1)
         {
-            SafetensorsFile.Write(Path.Combine(directory, "model.safetensors"), stored, new Dictionary<string, string> { ["format"] = "pt" });
+            SafetensorsWriter.Write(Path.Combine(directory, "model.safetensors"), stored, new Dictionary<string, string> { ["format"] = "pt" });
             return;
         }
 
@@ -160,7 +161,7 @@ internal sealed class TinyCheckpoint : IDisposable
         {
             var file = $"model-{s + 1:D5}-of-{shards:D5}.safetensors";
             var part = names.Where((_, i) => i % shards == s).ToDictionary(n => n, n => stored[n], StringComparer.Ordinal);
-            SafetensorsFile.Write(Path.Combine(directory, file), part, new Dictionary<string, string> { ["format"] = "pt" });
+            SafetensorsWriter.Write(Path.Combine(directory, file), part, new Dictionary<string, string> { ["format"] = "pt" });
             foreach (var n in part.Keys)
             {
                 map.Append(CultureInfo.InvariantCulture, $"    \"{n}\": \"{file}\",\n");

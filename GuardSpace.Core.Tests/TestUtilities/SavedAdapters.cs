@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using GuardSpace.Adapters;
 using GuardSpace.Serialization;
+using GuardSpace.Storage;
 using GuardSpace.Tests.Adapters;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -93,8 +94,8 @@ internal static class SavedAdapters
     public static void ReplaceTensor(string directory, string key, Func<Tensor, Tensor> change)
     {
         var path = StatePath(directory);
-        var (tensors, metadata) = SafetensorsFile.Read(path);
+        var (tensors, metadata) = SafetensorsReader.ReadAll(path);
         tensors[key] = change(tensors[key]).contiguous();
-        SafetensorsFile.Write(path, tensors, metadata);
+        SafetensorsWriter.Write(path, tensors, metadata);
     }
 }

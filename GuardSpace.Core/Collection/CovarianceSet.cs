@@ -1,7 +1,7 @@
 using System.Collections;
 using System.Diagnostics.CodeAnalysis;
 using System.Text.Json;
-using GuardSpace.Serialization;
+using GuardSpace.Storage;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -152,7 +152,7 @@ public sealed class CovarianceSet : IDisposable, IReadOnlyCollection<LayerCovari
             ["scaling"] = Scaling.ToString(),
             ["groups"] = SerializeGroups(),
         };
-        SafetensorsFile.Write(path, tensors, metadata);
+        SafetensorsWriter.Write(path, tensors, metadata);
     }
 
     /// <summary>
@@ -161,7 +161,7 @@ public sealed class CovarianceSet : IDisposable, IReadOnlyCollection<LayerCovari
     /// </summary>
     public static CovarianceSet Load(string path, Device? device = null)
     {
-        var (tensors, metadata) = SafetensorsFile.Read(path, device);
+        var (tensors, metadata) = SafetensorsReader.ReadAll(path, device);
         var built = new List<LayerCovariance>();
         try
         {

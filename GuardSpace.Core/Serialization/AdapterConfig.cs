@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using GuardSpace.Adapters;
+using GuardSpace.Storage;
 
 namespace GuardSpace.Serialization;
 

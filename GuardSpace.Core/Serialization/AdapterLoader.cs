@@ -3,6 +3,7 @@ using GuardSpace.Attach;
 using GuardSpace.Diagnostics;
 using GuardSpace.Internal;
 using GuardSpace.Projection;
+using GuardSpace.Storage;
 using Microsoft.Extensions.Logging;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -37,7 +38,7 @@ internal static class AdapterLoader
 
         request.Cancellation.ThrowIfCancellationRequested();
         var checksums = config.TensorChecksums is null ? null : new Dictionary<string, string>(StringComparer.Ordinal);
-        var (tensors, _) = SafetensorsFile.Read(statePath, logger: logger, checksums: checksums);
+        var (tensors, _) = SafetensorsReader.ReadAll(statePath, logger: logger, checksums: checksums);
         request.Progress?.Report(new AttachProgress(AttachStage.Reading, 2, 2, statePath));
         try
         {

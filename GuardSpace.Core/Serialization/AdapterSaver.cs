@@ -1,5 +1,6 @@
 using System.Text.Json;
 using GuardSpace.Adapters;
+using GuardSpace.Storage;
 using static TorchSharp.torch;
 
 namespace GuardSpace.Serialization;
@@ -49,7 +50,7 @@ internal static class AdapterSaver
         var checksums = new Dictionary<string, string>(StringComparer.Ordinal);
         using var transaction = new FileTransaction(beforeReplace);
         var metadata = new Dictionary<string, string> { ["format"] = "pt", ["guardspace_format"] = AdapterConfig.FormatName };
-        transaction.Stage(statePath, SafetensorsFile.WriteTemporary(statePath, tensors, metadata, state.Logger, checksums));
+        transaction.Stage(statePath, SafetensorsWriter.WriteTemporary(statePath, tensors, metadata, state.Logger, checksums));
         transaction.StageText(Path.Combine(directory, AdapterFiles.ConfigFile), JsonSerializer.Serialize(config with { TensorChecksums = checksums }, AdapterConfig.Json));
         transaction.Commit();
     }

@@ -1,4 +1,5 @@
 using System.Text;
+using GuardSpace.Storage;
 
 namespace GuardSpace.Serialization;
 
@@ -20,14 +21,14 @@ internal sealed class FileTransaction(Action<string>? beforeReplace = null) : ID
     /// <summary>Writes <paramref name="text"/> (UTF-8, no BOM) to a temporary file and stages it to replace <paramref name="target"/>.</summary>
     public void StageText(string target, string text)
     {
-        var temporary = TemporaryPathFor(target);
+        var temporary = AtomicFileWriter.TemporaryPathBeside(target);
         try
         {
             File.WriteAllText(temporary, text, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false));
         }
         catch
         {
-            TryDelete(temporary);
+            AtomicFileWriter.TryDelete(temporary);
             throw;
         }
 
@@ -46,7 +47,7 @@ internal sealed class FileTransaction(Action<string>? beforeReplace = null) : ID
                 string? backup = null;
                 if (File.Exists(target))
                 {
-                    backup = TemporaryPathFor(target);
+                    backup = AtomicFileWriter.TemporaryPathBeside(target);
                     File.Move(target, backup);
                 }
 
@@ -62,7 +63,7 @@ internal sealed class FileTransaction(Action<string>? beforeReplace = null) : ID
                 var (target, backup, moved) = done[i];
                 if (moved)
                 {
-                    TryDelete(target);
+                    AtomicFileWriter.TryDelete(target);
                 }
 
                 if (backup is not null)
@@ -78,7 +79,7 @@ internal sealed class FileTransaction(Action<string>? beforeReplace = null) : ID
         {
             if (backup is not null)
             {
-                TryDelete(backup);
+                AtomicFileWriter.TryDelete(backup);
             }
         }
 
@@ -90,29 +91,9 @@ internal sealed class FileTransaction(Action<string>? beforeReplace = null) : ID
     {
         foreach (var (temporary, _) in _staged)
         {
-            TryDelete(temporary);
+            AtomicFileWriter.TryDelete(temporary);
         }
 
         _staged.Clear();
-    }
-
-    private static string TemporaryPathFor(string target)
-    {
-        var full = Path.GetFullPath(target);
-        return Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
-    }
-
-    private static void TryDelete(string file)
-    {
-        try
-        {
-            File.Delete(file);
-        }
-        catch (IOException)
-        {
-        }
-        catch (UnauthorizedAccessException)
-        {
-        }
     }
 }

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using GuardSpace.Adapters;
 using GuardSpace.Internal;
+using GuardSpace.Storage;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -32,8 +33,8 @@ internal static class PeftExporter
         }
 
         Directory.CreateDirectory(directory);
-        SafetensorsFile.Write(Path.Combine(directory, AdapterFiles.PeftWeightsFile), tensors, new Dictionary<string, string> { ["format"] = "pt" }, state.Logger);
-        AtomicFile.WriteAllText(Path.Combine(directory, AdapterFiles.PeftConfigFile), JsonSerializer.Serialize(ConfigOf(state, ranks, options), AdapterConfig.Json));
+        SafetensorsWriter.Write(Path.Combine(directory, AdapterFiles.PeftWeightsFile), tensors, new Dictionary<string, string> { ["format"] = "pt" }, state.Logger);
+        AtomicFileWriter.WriteAllText(Path.Combine(directory, AdapterFiles.PeftConfigFile), JsonSerializer.Serialize(ConfigOf(state, ranks, options), AdapterConfig.Json));
     }
 
     /// <summary>The exported factors (A_exp, B_exp) of one adapter.</summary>

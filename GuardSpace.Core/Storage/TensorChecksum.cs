@@ -1,7 +1,7 @@
 using System.IO.Hashing;
 using static TorchSharp.torch;
 
-namespace GuardSpace.Serialization;
+namespace GuardSpace.Storage;
 
 /// <summary>
 /// The checksum of a tensor's raw little-endian bytes as a safetensors file stores them: XXH3 128-bit, written as

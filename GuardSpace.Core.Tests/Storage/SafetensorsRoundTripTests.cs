@@ -1,14 +1,14 @@
 using System.Buffers.Binary;
 using System.Text;
 using System.Text.Json;
-using GuardSpace.Serialization;
+using GuardSpace.Storage;
 using GuardSpace.Tests.TestUtilities;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace GuardSpace.Tests.Serialization;
+namespace GuardSpace.Tests.Storage;
 
-public sealed class SafetensorsFileTests : IDisposable
+public sealed class SafetensorsRoundTripTests : IDisposable
 {
     private readonly TempDirectory folder = TempDirectory.Create("guardspace-st-");
 
@@ -53,13 +53,13 @@ public sealed class SafetensorsFileTests : IDisposable
         var source = randn(new long[] { 3, 5 }, ScalarType.Float64, generator: g) * 50;
         var t = type == ScalarType.Bool ? source.gt(0) : source.to_type(type);
         var path = PathOf($"{type}.safetensors");
-        SafetensorsFile.Write(path, new Dictionary<string, Tensor> { ["t"] = t });
-        var (tensors, metadata) = SafetensorsFile.Read(path);
+        SafetensorsWriter.Write(path, new Dictionary<string, Tensor> { ["t"] = t });
+        var (tensors, metadata) = SafetensorsReader.ReadAll(path);
         Assert.Empty(metadata);
         Assert.True(BitEqual(t, tensors["t"]), type.ToString());
 
         var header = ReadHeader(path);
-        Assert.Equal(SafetensorsFile.DtypeName(type), header.GetProperty("t").GetProperty("dtype").GetString());
+        Assert.Equal(SafetensorsDtypes.NameOf(type), header.GetProperty("t").GetProperty("dtype").GetString());
     }
 
     [Fact]
@@ -73,11 +73,11 @@ public sealed class SafetensorsFileTests : IDisposable
         var emptyTensor = zeros(new long[] { 0, 3 }, ScalarType.Int32);
         var inputs = new Dictionary<string, Tensor> { ["b.transposed"] = transposed, ["a.strided"] = strided, ["scalar"] = scalar, ["empty"] = emptyTensor };
         var path = PathOf("mixed.safetensors");
-        SafetensorsFile.Write(path, inputs);
+        SafetensorsWriter.Write(path, inputs);
 
         Assert.False(transposed.is_contiguous());
         Assert.Equal(new long[] { 1, 6 }, transposed.stride());
-        var (read, _) = SafetensorsFile.Read(path);
+        var (read, _) = SafetensorsReader.ReadAll(path);
         Assert.True(BitEqual(transposed, read["b.transposed"]));
         Assert.True(BitEqual(strided, read["a.strided"]));
         Assert.Equal(0, read["scalar"].dim());
@@ -108,8 +108,8 @@ public sealed class SafetensorsFileTests : IDisposable
     {
         var path = PathOf("meta.safetensors");
         var metadata = new Dictionary<string, string> { ["format"] = "pt", ["groups"] = "[{\"key\":\"q\"}]", ["ünïcode"] = "naïve \"quoted\"\n" };
-        SafetensorsFile.Write(path, new Dictionary<string, Tensor> { ["x"] = ones(2) }, metadata);
-        var (tensors, read) = SafetensorsFile.Read(path);
+        SafetensorsWriter.Write(path, new Dictionary<string, Tensor> { ["x"] = ones(2) }, metadata);
+        var (tensors, read) = SafetensorsReader.ReadAll(path);
         Assert.Equal(metadata.OrderBy(kv => kv.Key), read.OrderBy(kv => kv.Key));
         Assert.Single(tensors);
         Assert.Equal(JsonValueKind.Object, ReadHeader(path).GetProperty("__metadata__").ValueKind);
@@ -119,14 +119,14 @@ public sealed class SafetensorsFileTests : IDisposable
     public void OverwritingALongerFileLeavesExactlyTheNewFile()
     {
         var path = PathOf("over.safetensors");
-        SafetensorsFile.Write(path, new Dictionary<string, Tensor> { ["big"] = ones(1000, dtype: ScalarType.Float64), ["other"] = ones(10) });
+        SafetensorsWriter.Write(path, new Dictionary<string, Tensor> { ["big"] = ones(1000, dtype: ScalarType.Float64), ["other"] = ones(10) });
         var longLength = new FileInfo(path).Length;
-        SafetensorsFile.Write(path, new Dictionary<string, Tensor> { ["small"] = arange(3, dtype: ScalarType.Int64) });
+        SafetensorsWriter.Write(path, new Dictionary<string, Tensor> { ["small"] = arange(3, dtype: ScalarType.Int64) });
         var bytes = File.ReadAllBytes(path);
         var headerLength = (long)BinaryPrimitives.ReadUInt64LittleEndian(bytes);
         Assert.True(bytes.Length < longLength);
         Assert.Equal(8 + headerLength + (3 * 8), bytes.Length);
-        var (tensors, _) = SafetensorsFile.Read(path);
+        var (tensors, _) = SafetensorsReader.ReadAll(path);
         Assert.Equal(["small"], tensors.Keys);
         Assert.Equal(new long[] { 0, 1, 2 }, tensors["small"].data<long>().ToArray());
     }
@@ -154,7 +154,7 @@ public sealed class SafetensorsFileTests : IDisposable
         var path = PathOf("python.safetensors");
         File.WriteAllBytes(path, HandBuilt(json, [.. data]));
 
-        var (tensors, metadata) = SafetensorsFile.Read(path);
+        var (tensors, metadata) = SafetensorsReader.ReadAll(path);
         Assert.Equal("pt", metadata["format"]);
         Assert.Equal(new long[] { 2, 3 }, tensors["fc.weight"].shape);
         Assert.Equal(new[] { 0.5f, -1f, 2f, 3.25f, 4f, -5.5f }, tensors["fc.weight"].data<float>().ToArray());
@@ -168,13 +168,13 @@ public sealed class SafetensorsFileTests : IDisposable
     {
         var path = PathOf("bad.safetensors");
         var good = PathOf("good.safetensors");
-        SafetensorsFile.Write(good, new Dictionary<string, Tensor> { ["a"] = ones(4), ["b"] = zeros(2, 2) }, new Dictionary<string, string> { ["k"] = "v" });
+        SafetensorsWriter.Write(good, new Dictionary<string, Tensor> { ["a"] = ones(4), ["b"] = zeros(2, 2) }, new Dictionary<string, string> { ["k"] = "v" });
         var bytes = File.ReadAllBytes(good);
 
         void Expect(byte[] content, string fragment)
         {
             File.WriteAllBytes(path, content);
-            var ex = Assert.Throws<InvalidDataException>(() => SafetensorsFile.Read(path));
+            var ex = Assert.Throws<InvalidDataException>(() => SafetensorsReader.ReadAll(path));
             Assert.Contains(path, ex.Message);
             Assert.Contains(fragment, ex.Message);
         }
@@ -204,15 +204,15 @@ public sealed class SafetensorsFileTests : IDisposable
 
         // Guard: a well-formed hand-built file of the same kind reads.
         File.WriteAllBytes(path, HandBuilt("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}", data16));
-        Assert.Equal(2, SafetensorsFile.Read(path).Tensors.Count);
+        Assert.Equal(2, SafetensorsReader.ReadAll(path).Tensors.Count);
     }
 
     [Fact]
     public void UnsupportedDtypeAndReservedNameAreRejectedOnWrite()
     {
         var path = PathOf("reject.safetensors");
-        Assert.Throws<ArgumentException>(() => SafetensorsFile.Write(path, new Dictionary<string, Tensor> { ["c"] = zeros(2, dtype: ScalarType.ComplexFloat32) }));
-        Assert.Throws<ArgumentException>(() => SafetensorsFile.Write(path, new Dictionary<string, Tensor> { ["__metadata__"] = zeros(2) }));
+        Assert.Throws<ArgumentException>(() => SafetensorsWriter.Write(path, new Dictionary<string, Tensor> { ["c"] = zeros(2, dtype: ScalarType.ComplexFloat32) }));
+        Assert.Throws<ArgumentException>(() => SafetensorsWriter.Write(path, new Dictionary<string, Tensor> { ["__metadata__"] = zeros(2) }));
         Assert.False(File.Exists(path));
         Assert.Empty(Directory.GetFiles(folder));
     }
