@@ -1,6 +1,6 @@
 using System.Text.Json;
-using GuardSpace.Models.Checkpoints;
 using GuardSpace.Models.Llama;
+using GuardSpace.Storage;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using GuardSpace.Models.Llama;
+using GuardSpace.Storage;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -22,6 +23,9 @@ public static class HfCheckpoint
     /// <summary>The shard index.</summary>
     public const string IndexFile = "model.safetensors.index.json";
 
+    // transformers' save_pretrained marks PyTorch weights this way; its loader warns about files without it.
+    private static readonly Dictionary<string, string> PtFormat = new(StringComparer.Ordinal) { ["format"] = "pt" };
+
     /// <summary>
     /// Loads the Llama-family checkpoint in <paramref name="directory"/> into a new <see cref="LlamaForCausalLM"/> of
     /// <paramref name="dtype"/> on <paramref name="device"/> (F32, F16, BF16 and F64 files, converted on the way).
@@ -30,8 +34,8 @@ public static class HfCheckpoint
     /// </summary>
     /// <exception cref="DirectoryNotFoundException">The folder does not exist.</exception>
     /// <exception cref="FileNotFoundException">config.json, the weights, or a shard named by the index is missing.</exception>
-    /// <exception cref="NotSupportedException">The architecture, a rotary scaling or a tensor dtype is not supported.</exception>
-    /// <exception cref="InvalidDataException">A file is malformed, or tensors are missing, unexpected or of the wrong shape (the message lists each with its file).</exception>
+    /// <exception cref="NotSupportedException">The architecture, a rotary scaling or a tensor dtype is not supported (integer, that is quantised, weights).</exception>
+    /// <exception cref="InvalidDataException">A file is malformed (including a dtype name <see cref="SafetensorsReader"/> does not know, such as F8_E4M3), or tensors are missing, unexpected or of the wrong shape (the message lists each with its file).</exception>
     public static LlamaForCausalLM Load(string directory, ScalarType dtype = ScalarType.Float32, Device? device = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(directory);
@@ -113,7 +117,7 @@ public static class HfCheckpoint
         WriteText(Path.Combine(directory, ConfigFile), (model.Config with { TorchDtype = TorchDtypeName(tensors.Values.First().dtype) }).ToJson());
         if (shards.Count == 1)
         {
-            SafetensorsWriter.Write(Path.Combine(directory, WeightsFile), shards[0]);
+            SafetensorsWriter.Write(Path.Combine(directory, WeightsFile), shards[0], PtFormat);
             File.Delete(Path.Combine(directory, IndexFile));
             return;
         }
@@ -122,7 +126,7 @@ public static class HfCheckpoint
         for (var i = 0; i < shards.Count; i++)
         {
             var file = $"model-{i + 1:D5}-of-{shards.Count:D5}.safetensors";
-            SafetensorsWriter.Write(Path.Combine(directory, file), shards[i]);
+            SafetensorsWriter.Write(Path.Combine(directory, file), shards[i], PtFormat);
             foreach (var name in shards[i].Keys.Order(StringComparer.Ordinal))
             {
                 weightMap[name] = file;
@@ -245,7 +249,7 @@ public static class HfCheckpoint
                 problems.Add($"'{Path.GetFileName(file)}': tensor '{name}' has shape {entry.ShapeText}, but {ConfigFile} implies [{string.Join(", ", target.shape)}] ({ShapeOrigin(config, name)})");
             }
 
-            if (!SafetensorsEntry.FloatingTypes.ContainsKey(entry.Dtype))
+            if (!entry.IsFloatingPoint)
             {
                 dtypeProblems.Add($"'{Path.GetFileName(file)}': tensor '{name}' has dtype {entry.Dtype}; only F32, F16, BF16 and F64 weights are supported (quantised checkpoints are not)");
             }
@@ -290,5 +294,5 @@ public static class HfCheckpoint
     }
 
     private static void WriteText(string path, string text) =>
-        SafetensorsWriter.AtomicWrite(path, s => s.Write(new UTF8Encoding(false).GetBytes(text)));
+        AtomicFileWriter.WriteAllText(path, text);
 }
