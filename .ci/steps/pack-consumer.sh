@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Packs GuardSpace.Core, checks the .nupkg's contents, then builds and runs tests/PackageConsumer against the PACKED
-# package from a local folder feed (never the project reference), and checks the GuardSpaceWeakenGlibcxx opt-out.
+# Packs GuardSpace.Core and GuardSpace.Models, checks the .nupkgs' contents, then builds and runs tests/PackageConsumer
+# against the PACKED GuardSpace.Core from a local folder feed (never the project reference), checks the opt-out of the
+# native patch, and builds a copy of the SafeFineTune sample outside the repository against BOTH packed packages and
+# runs its embedded default.
 # Each run packs a unique prerelease version (0.1.0-ci.<time>), so the global packages cache can never hand back a
 # stale GuardSpace.Core; that one version folder is removed from the cache again at the end. TorchSharp-cpu comes
 # from the usual cache (no re-download). Exits non-zero on any failure.
@@ -14,7 +16,7 @@ prefix=$(sed -n 's|.*<VersionPrefix>\(.*\)</VersionPrefix>.*|\1|p' Directory.Bui
 version="$prefix-$suffix"
 cache=$(dotnet nuget locals global-packages --list | sed -E 's/^global-packages: *//')
 cleanup() {
-  rm -rf "$work" "${cache%/}/guardspace.core/$version"
+  rm -rf "$work" "${cache%/}/guardspace.core/$version" "${cache%/}/guardspace.models/$version"
 }
 trap cleanup EXIT
 
@@ -44,10 +46,25 @@ deps=$(echo "$nuspec" | grep -c '<dependency ')
 [ "$deps" -eq 3 ] || fail "expected 3 dependencies (TorchSharp, Microsoft.Extensions.Logging.Abstractions, System.IO.Hashing), found $deps"
 unzip -p "$nupkg" README.md | grep -q "GuardedModel.Attach" || fail "the packed README has no quick start"
 
-echo "-- consumer: restore from the local feed (GuardSpace.Core) and nuget.org (everything else)"
-cp -r tests/PackageConsumer "$work/consumer"
-rm -rf "$work/consumer/bin" "$work/consumer/obj"
-cat > "$work/consumer/nuget.config" <<EOF
+echo "-- pack GuardSpace.Models $version"
+dotnet pack samples/GuardSpace.Models/GuardSpace.Models.csproj -c Release -o "$work/feed" -p:VersionSuffix="$suffix" \
+  > "$work/pack-models.log" 2>&1 || { tail -n 40 "$work/pack-models.log"; fail "dotnet pack GuardSpace.Models"; }
+models="$work/feed/GuardSpace.Models.$version.nupkg"
+[ -f "$models" ] || fail "no $models"
+unzip -l "$models" | tee "$work/contents-models.txt"
+for entry in README.md lib/net10.0/GuardSpace.Models.dll lib/net10.0/GuardSpace.Models.xml; do
+  grep -qE "[[:space:]]$entry\$" "$work/contents-models.txt" || fail "GuardSpace.Models lacks $entry"
+done
+if grep -qE "runtimes/|libtorch|\.so$" "$work/contents-models.txt"; then fail "GuardSpace.Models carries native binaries"; fi
+nuspec=$(unzip -p "$models" GuardSpace.Models.nuspec)
+echo "$nuspec" | grep -q "<dependency id=\"GuardSpace.Core\" version=\"$version\"" || fail "GuardSpace.Models does not depend on GuardSpace.Core $version"
+echo "$nuspec" | grep -q '<dependency id="TorchSharp" ' || fail "GuardSpace.Models does not depend on TorchSharp"
+echo "$nuspec" | grep -q '<dependency id="Microsoft.ML.Tokenizers" ' || fail "GuardSpace.Models does not depend on Microsoft.ML.Tokenizers"
+if echo "$nuspec" | grep -qiE '<dependency id="(TorchSharp-|libtorch)'; then fail "GuardSpace.Models depends on a native backend"; fi
+echo "$nuspec" | grep -q '<readme>README.md</readme>' || fail "no readme in the GuardSpace.Models nuspec"
+
+feed_config() {
+  cat <<EOF
 <?xml version="1.0" encoding="utf-8"?>
 <configuration>
   <packageSources>
@@ -56,11 +73,17 @@ cat > "$work/consumer/nuget.config" <<EOF
     <add key="nuget.org" value="https://api.nuget.org/v3/index.json" protocolVersion="3" />
   </packageSources>
   <packageSourceMapping>
-    <packageSource key="local"><package pattern="GuardSpace.Core" /></packageSource>
+    <packageSource key="local"><package pattern="GuardSpace.Core" /><package pattern="GuardSpace.Models" /></packageSource>
     <packageSource key="nuget.org"><package pattern="*" /></packageSource>
   </packageSourceMapping>
 </configuration>
 EOF
+}
+
+echo "-- consumer: restore from the local feed (GuardSpace.Core) and nuget.org (everything else)"
+cp -r tests/PackageConsumer "$work/consumer"
+rm -rf "$work/consumer/bin" "$work/consumer/obj"
+feed_config > "$work/consumer/nuget.config"
 cd "$work/consumer"
 dotnet build -c Release -p:GuardSpaceVersion="$version" -o "$work/out" > "$work/build.log" 2>&1 \
   || { tail -n 40 "$work/build.log"; fail "building the consumer"; }
@@ -94,5 +117,32 @@ if [ "$(uname -s)" = Linux ] && command -v readelf > /dev/null; then
     || fail "with the opt-out, GLIBCXX_3.4.32 should be left as shipped"
 fi
 
+echo "-- SafeFineTune sample outside the repository, against both packed packages"
+cd "$repo"
+sample="$work/sample"
+mkdir -p "$sample"
+cp Directory.Build.props Directory.Packages.props global.json "$sample/"
+# The repository's targets pick the native backend; their import of the source tree's GLIBCXX fix is dropped, so the
+# fix must come from the package.
+sed '/<Import Project=.*buildTransitive/,/\/>/d' Directory.Build.targets > "$sample/Directory.Build.targets"
+if grep -q "<Import" "$sample/Directory.Build.targets"; then fail "the sample copy still imports the source tree's targets"; fi
+feed_config > "$sample/nuget.config"
+cp -r samples/GuardSpace.Samples.SafeFineTune "$sample/SafeFineTune"
+rm -rf "$sample/SafeFineTune/bin" "$sample/SafeFineTune/obj"
+cd "$sample/SafeFineTune"
+dotnet build -c Release -p:GuardSpacePackageVersion="$version" > "$work/build-sample.log" 2>&1 \
+  || { tail -n 40 "$work/build-sample.log"; fail "building the SafeFineTune copy against the packages"; }
+for id in guardspace.core guardspace.models; do
+  grep -q "$id/$version" obj/project.assets.json || fail "the SafeFineTune copy did not restore $id $version from the feed"
+done
+if grep -q '"type": "project"' obj/project.assets.json; then fail "the SafeFineTune copy resolved a project reference"; fi
+grep -q "GuardSpace: .*libstdc++" "$work/build-sample.log" || fail "the SafeFineTune copy did not report the native-library check"
+timeout 600 dotnet run -c Release --no-build -p:GuardSpacePackageVersion="$version" -- --out "$work/sample-out" \
+  || fail "the SafeFineTune copy exited with $?"
+for file in adapter_model.safetensors adapter_config.json; do
+  [ -f "$work/sample-out/$file" ] || fail "the SafeFineTune copy did not write $file"
+done
+
 cd "$repo"
 echo "pack-consumer: OK ($version)"
+
