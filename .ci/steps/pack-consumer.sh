@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Packs GuardSpace.Core and GuardSpace.Models, checks the .nupkgs' contents, then builds and runs tests/PackageConsumer
-# against the PACKED GuardSpace.Core from a local folder feed (never the project reference), checks the opt-out of the
-# native patch, and builds a copy of the SafeFineTune sample outside the repository against BOTH packed packages and
+# against the PACKED GuardSpace.Core from a local folder feed (never the project reference), checks the opt-outs of the
+# native patch (GuardSpacePatchNative=false and its alias GuardSpaceWeakenGlibcxx=false), and builds a copy of the SafeFineTune sample outside the repository against BOTH packed packages and
 # runs its embedded default.
 # Each run packs a unique prerelease version (0.1.0-ci.<time>), so the global packages cache can never hand back a
 # stale GuardSpace.Core; that one version folder is removed from the cache again at the end. TorchSharp-cpu comes
@@ -87,11 +87,19 @@ feed_config > "$work/consumer/nuget.config"
 cd "$work/consumer"
 dotnet build -c Release -p:GuardSpaceVersion="$version" -o "$work/out" > "$work/build.log" 2>&1 \
   || { tail -n 40 "$work/build.log"; fail "building the consumer"; }
-grep -q "GuardSpace: marked GLIBCXX_3.4.32 weak" "$work/build.log" || fail "the package's buildTransitive target did not run"
+# The target patches only where the system libstdc++ lacks the version (Debian 12 here); elsewhere it says so and skips.
+patched=true
+if grep -q "GLIBCXX_3.4.32" "$(ldconfig -p 2>/dev/null | sed -n 's/.*libstdc++.so.6 (libc6,x86-64) => //p' | head -n 1)" 2>/dev/null; then
+  patched=false
+  grep -q "GuardSpace: .* provides GLIBCXX_3.4.32" "$work/build.log" || fail "the build did not say the patch is not needed"
+else
+  grep -q "GuardSpace: .* lacks GLIBCXX_3.4.32" "$work/build.log" || fail "the build did not say why it patches"
+  grep -q "GuardSpace: marked GLIBCXX_3.4.32 weak" "$work/build.log" || fail "the package's buildTransitive target did not run"
+fi
 grep -q "guardspace.core/$version" obj/project.assets.json || fail "the consumer did not restore GuardSpace.Core $version from the feed"
 if grep -q '"type": "project"' obj/project.assets.json; then fail "the consumer resolved a project reference"; fi
 lib="$work/out/runtimes/linux-x64/native/libLibTorchSharp.so"
-if [ "$(uname -s)" = Linux ] && command -v readelf > /dev/null; then
+if [ "$patched" = true ] && command -v readelf > /dev/null; then
   readelf -V "$lib" | grep -E "Name: GLIBCXX_3.4.32 +Flags: WEAK" || fail "GLIBCXX_3.4.32 is not weak in the consumer's output"
 fi
 
@@ -101,21 +109,23 @@ dotnet build -c Release -p:GuardSpaceVersion="$version" -o "$work/out" > "$work/
   || { tail -n 40 "$work/rebuild.log"; fail "rebuilding the consumer"; }
 if grep -q "GuardSpace: marked" "$work/rebuild.log"; then fail "the no-op rebuild patched libLibTorchSharp.so again"; fi
 [ "$(stat -c %y "$lib")" = "$stamp" ] || fail "the no-op rebuild copied libLibTorchSharp.so again"
-if [ "$(uname -s)" = Linux ] && command -v readelf > /dev/null; then
+if [ "$patched" = true ] && command -v readelf > /dev/null; then
   readelf -V "$lib" | grep -E "Name: GLIBCXX_3.4.32 +Flags: WEAK" > /dev/null || fail "GLIBCXX_3.4.32 is no longer weak after the rebuild"
 fi
 
 echo "-- consumer: run"
 dotnet "$work/out/PackageConsumer.dll" || fail "the consumer exited with $?"
 
-echo "-- consumer with <GuardSpaceWeakenGlibcxx>false</GuardSpaceWeakenGlibcxx>: the target must be skipped"
-dotnet build -c Release -p:GuardSpaceVersion="$version" -p:GuardSpaceWeakenGlibcxx=false -o "$work/out-optout" \
-  > "$work/build-optout.log" 2>&1 || { tail -n 40 "$work/build-optout.log"; fail "building the opted-out consumer"; }
-if grep -q "GuardSpace: marked" "$work/build-optout.log"; then fail "the opt-out did not skip the target"; fi
-if [ "$(uname -s)" = Linux ] && command -v readelf > /dev/null; then
-  readelf -V "$work/out-optout/runtimes/linux-x64/native/libLibTorchSharp.so" | grep -E "Name: GLIBCXX_3.4.32 +Flags: none" \
-    || fail "with the opt-out, GLIBCXX_3.4.32 should be left as shipped"
-fi
+for optout in GuardSpacePatchNative GuardSpaceWeakenGlibcxx; do
+  echo "-- consumer with <$optout>false</$optout>: the target must be skipped"
+  dotnet build -c Release -p:GuardSpaceVersion="$version" -p:$optout=false -o "$work/out-$optout" \
+    > "$work/build-$optout.log" 2>&1 || { tail -n 40 "$work/build-$optout.log"; fail "building the consumer with $optout=false"; }
+  if grep -q "GuardSpace: " "$work/build-$optout.log"; then fail "$optout=false did not skip the check and the patch"; fi
+  if [ "$(uname -s)" = Linux ] && command -v readelf > /dev/null; then
+    readelf -V "$work/out-$optout/runtimes/linux-x64/native/libLibTorchSharp.so" | grep -E "Name: GLIBCXX_3.4.32 +Flags: none" \
+      || fail "with $optout=false, GLIBCXX_3.4.32 should be left as shipped"
+  fi
+done
 
 echo "-- SafeFineTune sample outside the repository, against both packed packages"
 cd "$repo"
