@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using GuardSpace.Models.Checkpoints;
 using GuardSpace.Models.Export;
 using GuardSpace.Models.Llama;
+using GuardSpace.Models.Tokenization;
 using GuardSpace.Serialization;
 using GuardSpace.Tests.TestUtilities;
 using TorchSharp;
@@ -197,6 +198,26 @@ public class MergedExportTests
         Assert.Empty(Directory.GetFiles(directory, "*.tmp"));
         File.WriteAllText(file, """{"format": "something else"}""");
         Assert.Contains(file, Assert.Throws<InvalidDataException>(() => LogitsDump.Read(file)).Message);
+    }
+
+    [Fact]
+    public void LogitsDumpTokenizesEachPromptWithTheTokenizer()
+    {
+        using var scope = NewDisposeScope();
+        using var directory = TempDirectory.Create("guardspace-logits-");
+        TokenizerFiles.WriteByteLevelBpe(directory);
+        var tokenizer = HfTokenizer.Load(directory);
+        using var model = new LlamaForCausalLM(new LlamaConfig { VocabSize = 267, HiddenSize = 16, IntermediateSize = 24, NumHiddenLayers = 1, NumAttentionHeads = 2 }, seed: 4);
+        var file = Path.Combine(directory, "logits.json");
+
+        LogitsDump.Write(model, tokenizer, ["hello world", "world"], file);
+
+        var entries = LogitsDump.Read(file);
+        Assert.Equal([265, 259, 264], entries[0].TokenIds);   // BOS, "hello", " world"
+        Assert.Equal(tokenizer.Encode("world"), entries[1].TokenIds);
+        using var noGrad = no_grad();
+        var last = model.call(tensor(new long[] { 265, 259, 264 }).unsqueeze(0))[0, 2];
+        Assert.Equal(last.data<float>().ToArray(), entries[0].Logits[0]);
     }
 
     private static GuardedModel FineTune(LlamaForCausalLM model)
