@@ -81,6 +81,8 @@ public class LlamaConfigFormatTests
             c["pretraining_tp"] = 1;
             c["attention_dropout"] = 0.0;
             c["layer_types"] = new JsonArray("full_attention", "full_attention");
+            c["use_mrope"] = false;
+            c["is_llama_config"] = true;
         });
         Assert.Equal(500.0, config.RopeTheta);
     }
@@ -103,6 +105,7 @@ public class LlamaConfigFormatTests
         { """{"pretraining_tp": 2}""", "NotSupportedException", "'pretraining_tp'" },
         { """{"layer_types": ["full_attention", "sliding_attention"]}""", "NotSupportedException", "'layer_types'" },
         { """{"hidden_act": "gelu"}""", "NotSupportedException", "hidden_act 'gelu'" },
+        { """{"rope_interleaved": true}""", "NotSupportedException", "'rope_interleaved'" },
     };
 
     [Theory]

@@ -24,11 +24,13 @@ public static class LlamaConfigKeys
         "torchscript", "_attn_implementation_autoset", "id2label", "label2id", "is_decoder", "is_encoder_decoder",
         "add_cross_attention", "max_length", "min_length", "do_sample", "temperature", "top_p", "top_k",
         "repetition_penalty", "num_beams", "chunk_size_feed_forward", "prefix", "task_specific_params", "problem_type",
+        "is_llama_config",
     ];
 
     /// <summary>
     /// Keys accepted only with the value that leaves the computation unchanged (<c>pretraining_tp</c> 1, dropouts 0,
-    /// <c>partial_rotary_factor</c> 1, <c>layer_types</c> all <c>full_attention</c>); any other value is refused.
+    /// <c>partial_rotary_factor</c> 1, <c>layer_types</c> all <c>full_attention</c>, <c>use_mrope</c> and
+    /// <c>rope_interleaved</c> false); any other value is refused.
     /// </summary>
     public static IReadOnlyDictionary<string, string> NeutralOnly { get; } = new Dictionary<string, string>(StringComparer.Ordinal)
     {
@@ -37,6 +39,8 @@ public static class LlamaConfigKeys
         ["hidden_dropout"] = "0",
         ["partial_rotary_factor"] = "1",
         ["layer_types"] = "every entry \"full_attention\"",
+        ["use_mrope"] = "false",
+        ["rope_interleaved"] = "false",
     };
 
     /// <summary>Keys of other decoders that change the computation and are not implemented, with what they do.</summary>
@@ -96,6 +100,7 @@ public static class LlamaConfigKeys
         "layer_types" => reader.StringList(key).All(t => t == "full_attention"),
         "pretraining_tp" => reader.OptionalInt(key) is null or 1,
         "partial_rotary_factor" => reader.OptionalDouble(key) is null or 1.0,
+        "use_mrope" or "rope_interleaved" => reader.OptionalBool(key) is null or false,
         _ => reader.OptionalDouble(key) is null or 0.0,
     };
 }
