@@ -6,7 +6,7 @@ namespace GuardSpace.Tests.Models;
 /// <summary>
 /// An independent float64 Llama forward written with plain tensor ops for one unpadded sequence: RMS norms, per-head
 /// attention loops where query head h reads key/value head h / (heads / kv_heads), rotary positions from an explicit
-/// rotation of each pair (i, i + d/2) by the angle p * theta^(-2i/d) (angles computed with Math.Cos/Math.Sin), a causal
+/// rotation of each pair (i, i + d/2) by the angle p * theta^(-2i/d) / linear factor (angles computed with Math.Cos/Math.Sin), a causal
 /// -inf mask, SwiGLU with silu(g) = g / (1 + e^-g), and the untied or tied head.
 /// </summary>
 internal static class LlamaReference
@@ -17,7 +17,7 @@ internal static class LlamaReference
         var t = ids.Length;
         var d = s.HeadDim;
         var x = w["model.embed_tokens.weight"].index_select(0, tensor(ids));   // [t, hidden]
-        var (cos, sin) = Angles(t, d, s.Theta);
+        var (cos, sin) = Angles(t, d, s.Theta, s.LinearRopeFactor);
         for (var layer = 0; layer < s.Layers; layer++)
         {
             var p = $"model.layers.{layer}.";
@@ -58,8 +58,8 @@ internal static class LlamaReference
 
     private static Tensor Rms(Tensor x, Tensor weight, double eps) => x / (x.square().mean([1], keepdim: true) + eps).sqrt() * weight;
 
-    /// <summary>cos and sin of p * theta^(-2i/d), [t, d/2], from Math.Cos/Math.Sin.</summary>
-    private static (Tensor Cos, Tensor Sin) Angles(int t, int d, double theta)
+    /// <summary>cos and sin of p * theta^(-2i/d) / factor, [t, d/2], from Math.Cos/Math.Sin.</summary>
+    private static (Tensor Cos, Tensor Sin) Angles(int t, int d, double theta, double factor)
     {
         var c = new double[t * (d / 2)];
         var s = new double[t * (d / 2)];
@@ -67,7 +67,7 @@ internal static class LlamaReference
         {
             for (var i = 0; i < d / 2; i++)
             {
-                var angle = p * Math.Pow(theta, -2.0 * i / d);
+                var angle = p * Math.Pow(theta, -2.0 * i / d) / factor;
                 c[(p * (d / 2)) + i] = Math.Cos(angle);
                 s[(p * (d / 2)) + i] = Math.Sin(angle);
             }

@@ -50,6 +50,9 @@ internal sealed class TinyCheckpoint : IDisposable
 
         public double Eps { get; init; } = 1e-5;
 
+        /// <summary>Linear rope scaling: every rotary angle divided by this factor (1: none).</summary>
+        public double LinearRopeFactor { get; init; } = 1;
+
         public bool Tied { get; init; }
 
         /// <summary>Bias on q/k/v (Qwen2's layout).</summary>

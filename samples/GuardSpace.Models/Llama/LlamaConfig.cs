@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using GuardSpace.Models.Llama.Config;
 
 namespace GuardSpace.Models.Llama;
 
@@ -113,80 +114,13 @@ public sealed record LlamaConfig
     }
 
     /// <summary>
-    /// Reads a Hugging Face <c>config.json</c>. Throws <see cref="FileNotFoundException"/> when it is missing,
-    /// <see cref="InvalidDataException"/> naming the file and the key for a missing or malformed field, and
-    /// <see cref="NotSupportedException"/> for an architecture, activation or rotary scaling this decoder does not implement.
+    /// Reads a Hugging Face <c>config.json</c> in the current format (<c>rope_parameters</c>) or the older one (top-level
+    /// <c>rope_theta</c> and <c>rope_scaling</c>). Throws <see cref="FileNotFoundException"/> when it is missing,
+    /// <see cref="InvalidDataException"/> naming the file and the key for a missing, malformed or contradictory field, and
+    /// <see cref="NotSupportedException"/> naming the key for an architecture, activation, rope type or any other key that
+    /// would change the computation and is not implemented (see <see cref="LlamaConfigKeys"/> for what is read and ignored).
     /// </summary>
-    public static LlamaConfig FromFile(string path)
-    {
-        ArgumentException.ThrowIfNullOrWhiteSpace(path);
-        if (!File.Exists(path))
-        {
-            throw new FileNotFoundException($"'{path}' is missing: a Hugging Face model folder holds config.json next to its *.safetensors weights.", path);
-        }
-
-        JsonObject root;
-        try
-        {
-            root = JsonNode.Parse(File.ReadAllText(path)) as JsonObject
-                ?? throw new InvalidDataException($"'{path}' does not hold a JSON object.");
-        }
-        catch (JsonException ex)
-        {
-            throw new InvalidDataException($"'{path}' is not valid JSON: {ex.Message}", ex);
-        }
-
-        var reader = new ConfigReader(path, root);
-        var architecture = reader.Architecture();
-        var hiddenAct = reader.OptionalString("hidden_act") ?? "silu";
-        if (hiddenAct != "silu")
-        {
-            throw new NotSupportedException($"'{path}': hidden_act '{hiddenAct}' is not supported; this decoder implements the SwiGLU MLP ('silu').");
-        }
-
-        var isQwen2 = architecture == "Qwen2ForCausalLM";
-        var slidingWindow = reader.OptionalInt("sliding_window");
-        if (isQwen2 && reader.OptionalBool("use_sliding_window") != true)
-        {
-            slidingWindow = null; // Qwen2 records a window it does not use unless use_sliding_window is set.
-        }
-
-        var config = new LlamaConfig
-        {
-            Architecture = architecture,
-            VocabSize = reader.RequiredInt("vocab_size"),
-            HiddenSize = reader.RequiredInt("hidden_size"),
-            IntermediateSize = reader.RequiredInt("intermediate_size"),
-            NumHiddenLayers = reader.RequiredInt("num_hidden_layers"),
-            NumAttentionHeads = reader.RequiredInt("num_attention_heads"),
-            NumKeyValueHeads = reader.OptionalInt("num_key_value_heads"),
-            HeadDim = reader.OptionalInt("head_dim"),
-            RmsNormEps = reader.OptionalDouble("rms_norm_eps") ?? 1e-6,
-            RopeTheta = reader.OptionalDouble("rope_theta") ?? 10000,
-            RopeScaling = reader.RopeScaling(),
-            MaxPositionEmbeddings = reader.OptionalInt("max_position_embeddings") ?? 2048,
-            TieWordEmbeddings = reader.OptionalBool("tie_word_embeddings") ?? false,
-            AttentionBias = !isQwen2 && (reader.OptionalBool("attention_bias") ?? false),
-            QkvBias = isQwen2,
-            MlpBias = reader.OptionalBool("mlp_bias") ?? false,
-            SlidingWindow = slidingWindow,
-            BosTokenId = reader.OptionalInt("bos_token_id"),
-            EosTokenIds = reader.IntOrList("eos_token_id"),
-            PadTokenId = reader.OptionalInt("pad_token_id"),
-            TorchDtype = reader.OptionalString("torch_dtype"),
-        };
-
-        try
-        {
-            config.Validate();
-        }
-        catch (ArgumentException ex)
-        {
-            throw new InvalidDataException($"'{path}': {ex.Message}", ex);
-        }
-
-        return config;
-    }
+    public static LlamaConfig FromFile(string path) => LlamaConfigFile.Read(path);
 
     /// <summary>This configuration as a Hugging Face <c>config.json</c> document.</summary>
     public string ToJson()
@@ -235,94 +169,5 @@ public sealed record LlamaConfig
         {
             throw new ArgumentException($"{key} must be positive; got {value}.");
         }
-    }
-
-    /// <summary>Typed access to config.json fields with errors that name the file and the key.</summary>
-    private sealed class ConfigReader(string path, JsonObject root)
-    {
-        public string Architecture()
-        {
-            var architectures = root["architectures"] as JsonArray;
-            var names = architectures?.Select(a => a?.GetValue<string>()).OfType<string>().ToList() ?? [];
-            if (names.Count == 0)
-            {
-                var modelType = OptionalString("model_type");
-                names.Add(modelType switch
-                {
-                    "llama" => "LlamaForCausalLM",
-                    "mistral" => "MistralForCausalLM",
-                    "qwen2" => "Qwen2ForCausalLM",
-                    _ => throw new NotSupportedException(
-                        $"'{path}' names no architectures and model_type '{modelType}'; supported: {string.Join(", ", SupportedArchitectures)}."),
-                });
-            }
-
-            var supported = names.FirstOrDefault(SupportedArchitectures.Contains);
-            return supported ?? throw new NotSupportedException(
-                $"'{path}': architectures [{string.Join(", ", names)}] is not supported; this decoder implements {string.Join(", ", SupportedArchitectures)}. " +
-                "Write a TorchSharp module for your architecture following samples/GuardSpace.Models/Llama.");
-        }
-
-        public int RequiredInt(string key) => OptionalInt(key) ?? throw new InvalidDataException($"'{path}' has no '{key}'; it is required.");
-
-        public int? OptionalInt(string key) => root[key] is { } n ? Convert(key, () => n.GetValue<int>(), "an integer") : null;
-
-        public double? OptionalDouble(string key) => root[key] is { } n ? Convert(key, () => n.GetValue<double>(), "a number") : null;
-
-        public bool? OptionalBool(string key) => root[key] is { } n ? Convert(key, () => n.GetValue<bool>(), "true or false") : null;
-
-        public string? OptionalString(string key) => root[key] is { } n ? Convert(key, () => n.GetValue<string>(), "a string") : null;
-
-        public IReadOnlyList<int> IntOrList(string key)
-        {
-            var node = root[key];
-            return node switch
-            {
-                null => [],
-                JsonArray array => [.. array.Select((n, i) => n is null ? throw Bad(key, "a list of integers") : Convert(key, () => n.GetValue<int>(), "a list of integers"))],
-                _ => [Convert(key, () => node.GetValue<int>(), "an integer or a list of integers")],
-            };
-        }
-
-        public RopeScaling? RopeScaling()
-        {
-            if (root["rope_scaling"] is not JsonObject scaling)
-            {
-                return null;
-            }
-
-            var sub = new ConfigReader($"{path} (rope_scaling)", scaling);
-            var type = sub.OptionalString("rope_type") ?? sub.OptionalString("type") ?? "default";
-            return type switch
-            {
-                "default" => null,
-                "linear" => new RopeScaling(RopeScalingType.Linear, sub.RequiredDouble("factor")),
-                "llama3" => new RopeScaling(
-                    RopeScalingType.Llama3,
-                    sub.RequiredDouble("factor"),
-                    sub.RequiredDouble("low_freq_factor"),
-                    sub.RequiredDouble("high_freq_factor"),
-                    sub.RequiredInt("original_max_position_embeddings")),
-                _ => throw new NotSupportedException(
-                    $"'{path}': rope_scaling type '{type}' is not supported (supported: default, linear, llama3)."),
-            };
-        }
-
-        private double RequiredDouble(string key) => OptionalDouble(key) ?? throw new InvalidDataException($"'{path}' has no '{key}'; it is required.");
-
-        private T Convert<T>(string key, Func<T> read, string expected)
-        {
-            try
-            {
-                return read();
-            }
-            catch (Exception ex) when (ex is InvalidOperationException or FormatException or OverflowException)
-            {
-                throw Bad(key, expected, ex);
-            }
-        }
-
-        private InvalidDataException Bad(string key, string expected, Exception? inner = null) =>
-            new($"'{path}': '{key}' must be {expected}; got {root[key]?.ToJsonString() ?? "null"}.", inner);
     }
 }
