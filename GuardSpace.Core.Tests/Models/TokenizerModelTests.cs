@@ -70,6 +70,9 @@ public sealed class TokenizerModelTests : IDisposable
         Assert.Contains("pre_tokenizer", unsupported.Message);
         Assert.Contains("BertPreTokenizer", unsupported.Message);
 
+        File.WriteAllText(Path.Combine(_directory, "tokenizer.json"), "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"a\": 1}, \"merges\": []}}");
+        Assert.Contains("not a valid tokenizer.json", Assert.Throws<InvalidDataException>(() => GuardSpace.Models.Tokenization.TokenizerPipeline.Load(Path.Combine(_directory, "tokenizer.json"))).Message);
+
         File.WriteAllText(Path.Combine(_directory, "tokenizer.json"), "{\"model\": ");
         Assert.Contains("not valid JSON", Assert.Throws<InvalidDataException>(() => GuardSpace.Models.Tokenization.TokenizerPipeline.Load(Path.Combine(_directory, "tokenizer.json"))).Message);
     }

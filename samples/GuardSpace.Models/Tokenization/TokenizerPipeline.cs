@@ -59,7 +59,15 @@ public sealed class TokenizerPipeline
             throw new InvalidDataException($"'{path}' is not valid JSON: {ex.Message}", ex);
         }
 
-        return new TokenizerPipeline(path, root);
+        try
+        {
+            return new TokenizerPipeline(path, root);
+        }
+        catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or FormatException)
+        {
+            // System.Text.Json reports a repeated key or a value of the wrong kind this way.
+            throw new InvalidDataException($"'{path}' is not a valid tokenizer.json: {ex.Message}", ex);
+        }
     }
 
     /// <summary>The id of a token (an added token or a vocabulary entry), or null.</summary>
