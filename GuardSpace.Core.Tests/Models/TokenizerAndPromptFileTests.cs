@@ -33,9 +33,9 @@ public sealed class TokenizerAndPromptFileTests : IDisposable
         Assert.Equal(tokenizer.Encode("h\u00e9llo"), tokenizer.Encode("he\u0301llo"));   // composed and decomposed é
         Assert.Equal(['h', 0xC3, 0xA9, 257, 'o'], tokenizer.Encode("he\u0301llo", withBos: false));
 
-        TokenizerFiles.WriteByteLevelBpe(_directory, "Lowercase");
+        TokenizerFiles.WriteByteLevelBpe(_directory, "Precompiled");
         var error = Assert.Throws<NotSupportedException>(() => HfTokenizer.Load(_directory));
-        Assert.Contains("normalizer 'Lowercase'", error.Message);
+        Assert.Contains("'Precompiled' normalizer", error.Message);
     }
 
     [Fact]
