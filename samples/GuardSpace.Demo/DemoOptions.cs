@@ -132,8 +132,8 @@ public sealed class DemoOptions
         {
             string a = args[i];
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{a} needs a value");
-            int NextInt() => int.Parse(Next(), CultureInfo.InvariantCulture);
-            double NextDouble() => double.Parse(Next(), CultureInfo.InvariantCulture);
+            int NextInt() => int.TryParse(Next(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) ? v : throw new ArgumentException($"{a} takes an integer; got '{args[i]}'");
+            double NextDouble() => double.TryParse(Next(), NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && double.IsFinite(v) ? v : throw new ArgumentException($"{a} takes a number; got '{args[i]}'");
             seen.Add(a);
             switch (a)
             {
