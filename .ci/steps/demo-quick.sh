@@ -24,3 +24,20 @@ for s in r["scenarios"]:
     assert gs["constrained"] and gs["screen"] == "drop" and len(gs["per_seed"][0]["behaviour"]) > 0, "the default row is not constrained and screened"
 assert r["methods"] == r["scenarios"][0]["methods"], "the top-level methods are not the first scenario's"
 PY
+# The command-line conventions (docs/demo.md, "Exit codes"): --help on stdout with 0, a usage error on stderr with 2,
+# and a method whose adapters are all frozen (the paper's preset with a tiny threshold, on layers it leaves no null
+# space) fails the run with 1 unless --allow-frozen, which reports its loss as null, never NaN. Reuses the cached models.
+demo() { dotnet run -c Release --no-build --project samples/GuardSpace.Demo -- "$@"; }
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+rc=0; demo --help >"$scratch/out" 2>"$scratch/err" || rc=$?
+[ "$rc" -eq 0 ] && grep -q -- '--allow-frozen' "$scratch/out" && [ ! -s "$scratch/err" ] || { echo "demo: --help exited $rc, expected 0 and the usage on stdout" >&2; exit 1; }
+rc=0; demo --no-such-option >"$scratch/out" 2>"$scratch/err" || rc=$?
+[ "$rc" -eq 2 ] && grep -q "unknown option '--no-such-option'" "$scratch/err" || { echo "demo: an unknown option exited $rc, expected 2 and the error on stderr" >&2; exit 1; }
+mkdir -p "$scratch/frozen" && cp -r artifacts/demo/quick/cache "$scratch/frozen/"
+frozen=(--quick --out "$scratch/frozen" --attack explicit --methods "guardspace-official@relative=1e-15;targets=o_proj+up_proj+down_proj")
+rc=0; demo "${frozen[@]}" >"$scratch/out" 2>"$scratch/err" || rc=$?
+[ "$rc" -eq 1 ] && grep -q "every adapter was frozen" "$scratch/err" || { cat "$scratch/err" >&2; echo "demo: an all-frozen method exited $rc, expected 1 and 'every adapter was frozen' on stderr" >&2; exit 1; }
+rc=0; demo "${frozen[@]}" --allow-frozen >"$scratch/out" 2>"$scratch/err" || rc=$?
+[ "$rc" -eq 0 ] && grep -q '"final_loss": null' "$scratch/frozen/report.json" && ! grep -q NaN "$scratch/frozen/report.json" || { cat "$scratch/err" >&2; echo "demo: --allow-frozen exited $rc, expected 0 and final_loss null without NaN" >&2; exit 1; }
+echo "demo-quick: OK"

@@ -44,4 +44,33 @@ if ! timeout 600 dotnet run -c Release --no-build --project samples/GuardSpace.S
   echo "samples: FAILED: GuardSpace.Samples.SafeFineTune --official" >&2
   exit 1
 fi
+
+# The command-line conventions (docs/getting-started.md, "Exit codes"): --help on stdout with 0, a usage error on
+# stderr with 2, and a run in which every adapter is frozen fails with 1 unless --allow-frozen (and never prints NaN).
+sft() { timeout 600 dotnet run -c Release --no-build --project samples/GuardSpace.Samples.SafeFineTune -- "$@"; }
+fail() { echo "samples: FAILED: GuardSpace.Samples.SafeFineTune $1" >&2; exit 1; }
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+echo "-- samples/GuardSpace.Samples.SafeFineTune --help / unknown option"
+rc=0; sft --help >"$scratch/out" 2>"$scratch/err" || rc=$?
+[ "$rc" -eq 0 ] && grep -q -- '--allow-frozen' "$scratch/out" && [ ! -s "$scratch/err" ] || fail "--help: exit $rc, expected 0 and the usage on stdout only"
+rc=0; sft --no-such-option >"$scratch/out" 2>"$scratch/err" || rc=$?
+[ "$rc" -eq 2 ] && grep -q "unknown option '--no-such-option'" "$scratch/err" && [ ! -s "$scratch/out" ] || fail "--no-such-option: exit $rc, expected 2 and the error on stderr only"
+# All frozen: harmful prompts that span every layer's inputs (about 2,000 tokens of 160 distinct bytes, more than the
+# tiny model's widths of 128 and 256) leave no null space under the paper's preset with a tiny relative threshold.
+echo "-- samples/GuardSpace.Samples.SafeFineTune all adapters frozen"
+python3 - "$scratch/span.txt" <<'PY2'
+import random, sys
+rng = random.Random(5)
+chars = [chr(c) for c in range(0x21, 0x7f)] + [chr(c) for c in range(0xa1, 0x180)]
+with open(sys.argv[1], "w", encoding="utf-8") as f:
+    for _ in range(48):
+        f.write("".join(rng.choice(chars) for _ in range(40)) + "\n")
+PY2
+frozen=(--model artifacts/safe-fine-tune/base-model --safety "$scratch/span.txt" --harmful "$scratch/span.txt" --train "$scratch/span.txt"
+  --official --relative-threshold 1e-12 --no-refusal-constraint --steps 5 --threads 1 --out "$scratch/frozen")
+rc=0; sft "${frozen[@]}" >"$scratch/out" 2>"$scratch/err" || rc=$?
+[ "$rc" -eq 1 ] && grep -q "every adapter is frozen" "$scratch/err" || { cat "$scratch/out" "$scratch/err" >&2; fail "all frozen: exit $rc, expected 1 and 'every adapter is frozen' on stderr"; }
+rc=0; sft "${frozen[@]}" --allow-frozen >"$scratch/out" 2>"$scratch/err" || rc=$?
+[ "$rc" -eq 0 ] && grep -q "training loss: none -> none" "$scratch/out" && ! grep -q NaN "$scratch/out" "$scratch/err" || { cat "$scratch/out" "$scratch/err" >&2; fail "all frozen --allow-frozen: exit $rc, expected 0, 'training loss: none -> none' and no NaN"; }
 echo "samples: OK"

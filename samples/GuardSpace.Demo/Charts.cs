@@ -15,7 +15,7 @@ public static class Charts
         {
             var hs = r.Seeds.Select(s => s.HarmfulScore).ToList();
             var acc = r.Seeds.Select(s => s.Accuracy).ToList();
-            return new TradeOffPoint(r.Method.Name, DemoRunner.Mean(acc), DemoRunner.Sd(acc), DemoRunner.Mean(hs), DemoRunner.Sd(hs));
+            return new TradeOffPoint(r.Method.Name, Stats.Mean(acc), Stats.Sd(acc), Stats.Mean(hs), Stats.Sd(hs));
         }).ToList();
         return TradeOff(path, $"After the {scenario} fine-tuning: harmful score vs task accuracy", points, (aligned.Accuracy, aligned.HarmfulScore), fitAccuracyAxis: true);
     }

@@ -78,6 +78,9 @@ public sealed class DemoOptions
     /// <summary>Print each method's per-layer output change on the null-set, held-out harmful and task prompts.</summary>
     public bool Diagnose { get; set; }
 
+    /// <summary>Accept methods whose adapters were all frozen (nothing trained); without it such a run exits with 1.</summary>
+    public bool AllowFrozen { get; set; }
+
     /// <summary>The attack steps actually run: <see cref="Steps"/> x <see cref="AttackMultiplier"/>.</summary>
     public int AttackSteps => Steps * AttackMultiplier;
 
@@ -116,6 +119,9 @@ public sealed class DemoOptions
           --quick           smoke run (tiny steps, 1 seed) that still writes the table, JSON and charts
           --no-cache        retrain the pre-trained and aligned models
           --out DIR         output folder (default artifacts/demo; artifacts/demo/quick with --quick)
+          --allow-frozen    accept a method whose adapters were all frozen (nothing trained); without it
+                            the run writes its outputs and exits with 1
+        exit codes: 0 success, 1 runtime failure or a frozen method (message on stderr), 2 usage error
         """;
 
     public static DemoOptions Parse(string[] args)
@@ -126,8 +132,8 @@ public sealed class DemoOptions
         {
             string a = args[i];
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{a} needs a value");
-            int NextInt() => int.Parse(Next(), CultureInfo.InvariantCulture);
-            double NextDouble() => double.Parse(Next(), CultureInfo.InvariantCulture);
+            int NextInt() => int.TryParse(Next(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) ? v : throw new ArgumentException($"{a} takes an integer; got '{args[i]}'");
+            double NextDouble() => double.TryParse(Next(), NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && double.IsFinite(v) ? v : throw new ArgumentException($"{a} takes a number; got '{args[i]}'");
             seen.Add(a);
             switch (a)
             {
@@ -155,6 +161,7 @@ public sealed class DemoOptions
                 case "--null-set-answers": o.NullSetAnswers = Next() switch { "refusal" => true, "none" => false, var v => throw new ArgumentException($"--null-set-answers must be refusal or none; got {v}") }; break;
                 case "--family": o.Family = Next() switch { "gpt" => ModelFamily.Gpt, "llama" => ModelFamily.Llama, var v => throw new ArgumentException($"--family must be gpt or llama; got {v}") }; break;
                 case "--diagnose": o.Diagnose = true; break;
+                case "--allow-frozen": o.AllowFrozen = true; break;
                 case "--methods": o.Methods = Next().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries); break;
                 case "--device": o.Device = Next(); break;
                 case "--threads": o.Threads = NextInt(); break;
@@ -164,7 +171,7 @@ public sealed class DemoOptions
                 case "-h":
                 case "--help":
                     throw new HelpRequestedException();
-                default: throw new ArgumentException($"unknown option {a}");
+                default: throw new ArgumentException($"unknown option '{a}'");
             }
         }
 
@@ -185,7 +192,7 @@ public sealed class DemoOptions
 
         if (o.Attacks.Length == 0 || o.Poison is < 0 or > 1 || o.TrainSize < 1 || o.Rank < 1 || o.Seeds < 1 || o.Steps < 1 || o.AttackMultiplier < 1 || o.Device is not ("cpu" or "cuda"))
         {
-            throw new ArgumentException("invalid option value (see --help)");
+            throw new ArgumentException("invalid option value: --attack must name a scenario, --poison be in [0, 1], --train-size, --rank, --seeds, --steps and --attack-multiplier positive, --device cpu or cuda");
         }
 
         return o;

@@ -1,5 +1,6 @@
+// The GuardSpace demo (docs/demo.md). Exit codes: 0 success (and --help), 1 a runtime failure or a method that
+// trained nothing without --allow-frozen (message on stderr), 2 a usage error (one line and a hint on stderr).
 using GuardSpace.Demo;
-using Spectre.Console;
 
 if (args is ["pareto", ..])
 {
@@ -18,8 +19,8 @@ catch (HelpRequestedException)
 }
 catch (Exception ex) when (ex is ArgumentException or FormatException)
 {
-    Console.Error.WriteLine(ex.Message);
-    Console.Error.WriteLine(DemoOptions.Usage);
+    Console.Error.WriteLine($"error: {ex.Message}");
+    Console.Error.WriteLine("Run with --help for the options.");
     return 2;
 }
 
@@ -29,6 +30,7 @@ try
 }
 catch (Exception ex)
 {
-    AnsiConsole.WriteException(ex);
+    Console.Error.WriteLine($"error: {ex.GetType().Name}: {ex.Message}");
+    Console.Error.WriteLine(ex.StackTrace);
     return 1;
 }

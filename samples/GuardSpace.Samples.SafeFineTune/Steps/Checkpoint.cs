@@ -1,0 +1,26 @@
+using GuardSpace.Models.Data;
+using GuardSpace.Models.Llama;
+using GuardSpace.Models.Tokenization;
+
+namespace GuardSpace.Samples.SafeFineTune;
+
+/// <summary>The model, its tokenizer and the three prompt files, as loaded (the model is the aligned one until attach).</summary>
+internal sealed class Checkpoint(string directory, LlamaForCausalLM model, HfTokenizer tokenizer) : IDisposable
+{
+    public string Directory { get; } = directory;
+
+    public LlamaForCausalLM Model { get; } = model;
+
+    public HfTokenizer Tokenizer { get; } = tokenizer;
+
+    public required IReadOnlyList<string> Safety { get; init; }
+
+    public required IReadOnlyList<string> Harmful { get; init; }
+
+    public required IReadOnlyList<PromptExample> Train { get; init; }
+
+    /// <summary>The padding id: EOS, or 0 for a tokenizer without one.</summary>
+    public long Pad => (long)(Tokenizer.EosId ?? 0);
+
+    public void Dispose() => Model.Dispose();
+}
