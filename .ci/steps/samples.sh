@@ -40,10 +40,18 @@ if ! grep -q '"peft_type": "LORA"' artifacts/safe-fine-tune/adapter_config.json;
 fi
 # The paper's preset on the same path: the harmful prompts' logits must stay put (the sample checks it).
 echo "-- samples/GuardSpace.Samples.SafeFineTune --official"
-if ! timeout 600 dotnet run -c Release --no-build --project samples/GuardSpace.Samples.SafeFineTune -- --official --out artifacts/safe-fine-tune-official; then
+# It also writes the merged model as a Hugging Face folder (reloaded and compared by the sample) and a logits dump.
+rm -rf artifacts/safe-fine-tune-merged
+if ! timeout 600 dotnet run -c Release --no-build --project samples/GuardSpace.Samples.SafeFineTune -- --official --out artifacts/safe-fine-tune-official \
+     --merge-and-save artifacts/safe-fine-tune-merged --dump-logits artifacts/safe-fine-tune-official/logits.json; then
   echo "samples: FAILED: GuardSpace.Samples.SafeFineTune --official" >&2
   exit 1
 fi
+for file in config.json model.safetensors tokenizer.json; do
+  [ -s "artifacts/safe-fine-tune-merged/$file" ] || { echo "samples: FAILED: --merge-and-save did not write artifacts/safe-fine-tune-merged/$file" >&2; exit 1; }
+done
+grep -q '"format":"guardspace-logits"' artifacts/safe-fine-tune-official/logits.json \
+  || { echo "samples: FAILED: --dump-logits did not write a logits dump" >&2; exit 1; }
 
 # The command-line conventions (docs/getting-started.md, "Exit codes"): --help on stdout with 0, a usage error on
 # stderr with 2, and a run in which every adapter is frozen fails with 1 unless --allow-frozen (and never prints NaN).

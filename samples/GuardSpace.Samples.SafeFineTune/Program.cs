@@ -40,9 +40,11 @@ try
     var drift = harmfulBefore.ChangeTo(harmfulAfter);
     AnsiConsole.MarkupLineInterpolated($"relative change of the logits on the harmful prompts: {drift:G3}");
     ExportAdapter.Run(session, checkpoint, guarded);
+    var mergedMatches = MergedExport.Run(session, checkpoint, guarded, harmfulAfter);
+    DumpLogits.Run(session, checkpoint);
     showcase.After(session, checkpoint);
     var exportMatches = VerifyExport.Run(session, checkpoint, train);
-    return Summary.Run(session, exportMatches && CheckEmbeddedRun.Passed(session, training, drift));
+    return Summary.Run(session, exportMatches && mergedMatches && CheckEmbeddedRun.Passed(session, training, drift));
 }
 catch (Exception ex) when (ex is SampleFailure or IOException or InvalidDataException or NotSupportedException or UnauthorizedAccessException)
 {

@@ -74,8 +74,9 @@ internal static class SampleCommandLine
         new("--benign", "FILE", "benign prompts: with them, the training data is screened along the aligned model's refusal direction (harmful = --harmful) before fine-tuning", (o, v) => o with { Benign = v }),
         new("--screen", "POLICY", "what the screen does with a flagged example: drop (default) | relabel | keep", (o, v) => o with { Screen = OneOf("--screen", v, Policies) }),
         new("--allow-frozen", null, "run even when every adapter is frozen (no layer has a null space, nothing trains); without it such a run fails", (o, _) => o with { AllowFrozen = true }),
-        new("--merge-and-save", "DIR", "(reserved, not implemented yet) write the merged model as a Hugging Face checkpoint", (o, v) => o with { MergeAndSave = v }),
-        new("--dump-logits", "FILE", "(reserved, not implemented yet) write the fine-tuned model's logits on a prompt file", (o, v) => o with { DumpLogits = v }),
+        new("--merge-and-save", "DIR", "write the fine-tuned model with its adapters merged as a Hugging Face checkpoint (config, safetensors shards and index, tokenizer files) to DIR, reload it and compare its logits", (o, v) => o with { MergeAndSave = v }),
+        new("--dump-logits", "FILE", "write the fine-tuned model's last-position logits on a prompt file (--logits-prompts, default the --harmful prompts) to FILE as JSON", (o, v) => o with { DumpLogits = v }),
+        new("--logits-prompts", "FILE", "the prompt file for --dump-logits (default: the --harmful prompts)", (o, v) => o with { LogitsPrompts = v }),
     ];
 
     /// <summary>The text --help prints: the header and one line (or more, wrapped) per option.</summary>
@@ -144,10 +145,9 @@ internal static class SampleCommandLine
             throw new UsageException($"--relative-threshold must be in (0, 1) and --energy in (0, 1]; got {o.RelativeThreshold.ToString(CultureInfo.InvariantCulture)} and {o.Energy.ToString(CultureInfo.InvariantCulture)}.");
         }
 
-        // Reserved for the merged export and the logits dump (issue 22): refused until their steps exist.
-        if (o.MergeAndSave is not null || o.DumpLogits is not null)
+        if (o.LogitsPrompts is not null && o.DumpLogits is null)
         {
-            throw new UsageException($"{(o.MergeAndSave is not null ? "--merge-and-save" : "--dump-logits")} is reserved and not implemented yet in this version of the sample.");
+            throw new UsageException("--logits-prompts needs --dump-logits FILE (where the logits go).");
         }
     }
 

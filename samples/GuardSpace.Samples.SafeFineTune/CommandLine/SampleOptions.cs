@@ -69,9 +69,12 @@ internal sealed record SampleOptions
     /// <summary>Run (and succeed) even when every adapter is frozen and nothing can train; without it such a run fails.</summary>
     public bool AllowFrozen { get; init; }
 
-    /// <summary>Reserved (<c>--merge-and-save DIR</c>): the merged model as a Hugging Face checkpoint. Not implemented yet.</summary>
+    /// <summary><c>--merge-and-save DIR</c>: the fine-tuned model with its adapters merged, as a Hugging Face checkpoint folder; null: not written.</summary>
     public string? MergeAndSave { get; init; }
 
-    /// <summary>Reserved (<c>--dump-logits FILE</c>): the fine-tuned model's logits on a prompt file. Not implemented yet.</summary>
+    /// <summary><c>--dump-logits FILE</c>: the fine-tuned model's last-position logits on <see cref="LogitsPrompts"/> as JSON; null: not written.</summary>
     public string? DumpLogits { get; init; }
+
+    /// <summary>The prompt file for <see cref="DumpLogits"/>; null: the harmful prompts.</summary>
+    public string? LogitsPrompts { get; init; }
 }
