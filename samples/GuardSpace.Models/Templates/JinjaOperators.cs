@@ -49,15 +49,16 @@ internal static class JinjaOperators
 
     private static double ToDouble(object? v) => v switch { long l => l, double d => d, bool b => b ? 1 : 0, _ => 0 };
 
+    // Arms are boxed one by one: a switch over long and double arms would be typed double.
     private static object Integers(string op, long a, long b, int line) => op switch
     {
-        "+" => a + b,
+        "+" => (object)(a + b),
         "-" => a - b,
         "*" => a * b,
-        "/" => b == 0 ? throw new TemplateException("division by zero.", line) : (double)a / b,
+        "/" => b == 0 ? throw new TemplateException("division by zero.", line) : (object)((double)a / b),
         "//" => b == 0 ? throw new TemplateException("division by zero.", line) : (long)Math.Floor((double)a / b),
         "%" => b == 0 ? throw new TemplateException("modulo by zero.", line) : ((a % b) + b) % b,
-        "**" => b >= 0 ? (long)Math.Pow(a, b) : Math.Pow(a, b),
+        "**" => b >= 0 ? (long)Math.Pow(a, b) : (object)Math.Pow(a, b),
         _ => throw new TemplateException($"unknown operator '{op}'.", line),
     };
 

@@ -111,8 +111,8 @@ internal sealed class JinjaParser
         {
             Expect(JinjaTokenKind.StatementClose, "'%}'");
             branches.Add((condition, ParseBody(["elif", "else", "endif"])));
-            var tag = OpenTag("endif", line);
-            _i++;
+            var tag = PeekTag("endif", line);
+            _i += 2;
             if (tag.Value == "elif")
             {
                 condition = ParseExpression();
@@ -163,9 +163,9 @@ internal sealed class JinjaParser
         Expect(JinjaTokenKind.StatementClose, "'%}'");
         var body = ParseBody(["else", "endfor"]);
         IReadOnlyList<JinjaNode> elseBody = [];
-        if (OpenTag("endfor", line).Value == "else")
+        if (PeekTag("endfor", line).IsName("else"))
         {
-            _i++;
+            _i += 2;
             Expect(JinjaTokenKind.StatementClose, "'%}'");
             elseBody = ParseBody(["endfor"]);
         }
@@ -251,27 +251,26 @@ internal sealed class JinjaParser
         return targets;
     }
 
-    /// <summary>The name token of the <c>{% ... %}</c> that closed a body; an error naming <paramref name="expected"/> at the end of the template.</summary>
-    private JinjaToken OpenTag(string expected, int line)
+    /// <summary>The name token of the <c>{% ... %}</c> that closed a body (not consumed); an error naming <paramref name="expected"/> at the end of the template.</summary>
+    private JinjaToken PeekTag(string expected, int line)
     {
         if (Current.Kind == JinjaTokenKind.End)
         {
             throw new TemplateException($"the block that starts on line {line} is never closed with '{{% {expected} %}}'.", Current.Line);
         }
 
-        _i++;
-        return Current;
+        return _tokens[_i + 1];
     }
 
     private void End(string name, int line)
     {
-        var tag = OpenTag(name, line);
+        var tag = PeekTag(name, line);
         if (!tag.IsName(name))
         {
             throw new TemplateException($"expected '{{% {name} %}}' to close the block that starts on line {line}, found '{{% {tag.Value} %}}'.", tag.Line);
         }
 
-        _i++;
+        _i += 2;
         Expect(JinjaTokenKind.StatementClose, "'%}'");
     }
 

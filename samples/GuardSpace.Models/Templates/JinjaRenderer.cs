@@ -260,9 +260,9 @@ internal sealed class JinjaRenderer
             case UnaryExpr u:
                 return (u.Operator, Evaluate(u.Operand, scope)) switch
                 {
-                    ("-", long n) => -n,
+                    ("-", long n) => (object)(-n),
                     ("-", double d) => -d,
-                    ("+", long n) => n,
+                    ("+", long n) => (object)n,
                     ("+", double d) => d,
                     (_, var v) => throw new TemplateException($"unary '{u.Operator}' needs a number, not a {JinjaValues.TypeName(v)}.", u.Line),
                 };

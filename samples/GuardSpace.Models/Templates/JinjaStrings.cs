@@ -121,6 +121,24 @@ internal static class JinjaStrings
         return builder.ToString();
     }
 
+    /// <summary>
+    /// Jinja's <c>title</c> filter (not <c>str.title</c>): words start after whitespace, <c>-</c>, <c>(</c>, <c>{</c>,
+    /// <c>[</c> or <c>&lt;</c>; each word's first character upper case, the rest lower case.
+    /// </summary>
+    public static string TitleFilter(string s)
+    {
+        var builder = new StringBuilder(s.Length);
+        var wordStart = true;
+        foreach (var c in s)
+        {
+            var boundary = char.IsWhiteSpace(c) || c is '-' or '(' or '{' or '[' or '<';
+            builder.Append(boundary ? c : wordStart ? char.ToUpperInvariant(c) : char.ToLowerInvariant(c));
+            wordStart = boundary;
+        }
+
+        return builder.ToString();
+    }
+
     /// <summary><c>str.capitalize()</c>: the first character upper case, the rest lower case.</summary>
     public static string Capitalize(string s) => s.Length == 0 ? s : char.ToUpperInvariant(s[0]) + s[1..].ToLowerInvariant();
 
