@@ -1,4 +1,5 @@
 using GuardSpace.Models.Llama;
+using GuardSpace.Models.Templates;
 using GuardSpace.Models.Tokenization;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -40,13 +41,17 @@ public sealed class RefusalData
     /// </summary>
     /// <param name="aligned">The aligned model, before fine-tuning.</param>
     /// <param name="tokenizer">Its tokenizer.</param>
-    /// <param name="harmfulPrompts">The harmful calibration prompts (already in the model's chat format, where it has one).</param>
-    /// <param name="separator">Text between prompt and answer, as in the training data (the SafeFineTune sample uses "\n").</param>
+    /// <param name="harmfulPrompts">The harmful calibration prompts, as the user would write them when <paramref name="format"/> has a chat template.</param>
+    /// <param name="separator">Text between prompt and answer, as in the training data (the SafeFineTune sample uses "\n"). Unused when <paramref name="format"/> is given.</param>
     /// <param name="maxNewTokens">Longest answer kept.</param>
     /// <param name="isRefusal">The judge: true for an answer that refuses. Null keeps every answer.</param>
     /// <param name="validationEvery">One pair in this many goes to validation. Default 4.</param>
     /// <param name="seed">Seed of the split.</param>
     /// <param name="device">Where the model runs.</param>
+    /// <param name="format">
+    /// How prompts become ids; null: raw, BOS + prompt + <paramref name="separator"/>. For a chat model give
+    /// <c>PromptFormat.Chat(ChatTemplate.Load(dir))</c>: every prompt becomes a user turn with the generation prompt.
+    /// </param>
     /// <exception cref="ArgumentException">No prompts, or fewer than two refusals to split.</exception>
     public static RefusalData FromGreedyAnswers(
         LlamaForCausalLM aligned,
@@ -57,7 +62,8 @@ public sealed class RefusalData
         Func<string, bool>? isRefusal = null,
         int validationEvery = 4,
         int seed = 0,
-        Device? device = null)
+        Device? device = null,
+        PromptFormat? format = null)
     {
         ArgumentNullException.ThrowIfNull(aligned);
         ArgumentNullException.ThrowIfNull(tokenizer);
@@ -71,7 +77,7 @@ public sealed class RefusalData
         var pairs = new List<RefusalPair>();
         foreach (var prompt in harmfulPrompts)
         {
-            var promptIds = tokenizer.Encode(prompt + separator);
+            var promptIds = PromptIds(tokenizer, prompt, separator, format);
             var answerIds = GreedyDecoding.Generate(aligned, promptIds, maxNewTokens, tokenizer.EosId, device);
             var answer = tokenizer.Decode(answerIds);
             if (answerIds.Count == 0 || (isRefusal is not null && !isRefusal(answer)))
@@ -121,19 +127,23 @@ public sealed class RefusalData
         return total / tokens;
     }
 
-    /// <summary>The share of validation prompts whose greedy answer <paramref name="isRefusal"/> accepts (the monitor's refusal rate).</summary>
-    public double RefusalRate(LlamaForCausalLM model, HfTokenizer tokenizer, Func<string, bool> isRefusal, string separator = "\n", int maxNewTokens = 32, Device? device = null)
+    /// <summary>
+    /// The share of validation prompts whose greedy answer <paramref name="isRefusal"/> accepts (the monitor's refusal
+    /// rate). <paramref name="format"/> as given to <see cref="FromGreedyAnswers"/>.
+    /// </summary>
+    public double RefusalRate(LlamaForCausalLM model, HfTokenizer tokenizer, Func<string, bool> isRefusal, string separator = "\n", int maxNewTokens = 32, Device? device = null, PromptFormat? format = null)
     {
         ArgumentNullException.ThrowIfNull(isRefusal);
-        var refused = Validation.Count(p => isRefusal(tokenizer.Decode(GreedyDecoding.Generate(model, tokenizer.Encode(p.Prompt + separator), maxNewTokens, tokenizer.EosId, device))));
+        var refused = Validation.Count(p => isRefusal(tokenizer.Decode(GreedyDecoding.Generate(model, PromptIds(tokenizer, p.Prompt, separator, format), maxNewTokens, tokenizer.EosId, device))));
         return refused / (double)Validation.Count;
     }
 
     /// <summary>
     /// The poison screen's score of each prompt: the mean log-probability per token that <paramref name="aligned"/> gives
-    /// <paramref name="refusal"/> (and EOS) after the prompt and separator. Near 0 where it would refuse; no generation.
+    /// <paramref name="refusal"/> (and EOS) after the prompt and separator (or the prompt rendered by <paramref name="format"/>).
+    /// Near 0 where it would refuse; no generation.
     /// </summary>
-    public static double[] RefusalScores(LlamaForCausalLM aligned, HfTokenizer tokenizer, IReadOnlyList<string> prompts, string refusal, string separator = "\n", Device? device = null)
+    public static double[] RefusalScores(LlamaForCausalLM aligned, HfTokenizer tokenizer, IReadOnlyList<string> prompts, string refusal, string separator = "\n", Device? device = null, PromptFormat? format = null)
     {
         ArgumentNullException.ThrowIfNull(prompts);
         var answerIds = tokenizer.Encode(refusal, withBos: false);
@@ -142,12 +152,16 @@ public sealed class RefusalData
         for (var i = 0; i < prompts.Count; i++)
         {
             using var scope = NewDisposeScope();
-            var pair = Pair(prompts[i], refusal, tokenizer.Encode(prompts[i] + separator), answerIds, tokenizer.EosId);
+            var pair = Pair(prompts[i], refusal, PromptIds(tokenizer, prompts[i], separator, format), answerIds, tokenizer.EosId);
             scores[i] = -Loss(aligned, [pair], device, Reduction.Mean).ToDouble();
         }
 
         return scores;
     }
+
+    /// <summary>The ids a prompt's answer follows: raw (BOS + prompt + separator) or through <paramref name="format"/>.</summary>
+    private static IReadOnlyList<int> PromptIds(HfTokenizer tokenizer, string prompt, string separator, PromptFormat? format) =>
+        format is null ? tokenizer.Encode(prompt + separator) : format.EncodePrompt(tokenizer, prompt);
 
     private static RefusalPair Pair(string prompt, string answer, IReadOnlyList<int> promptIds, IReadOnlyList<int> answerIds, int? eos)
     {
