@@ -71,7 +71,9 @@ public sealed class TokenizerModelTests : IDisposable
         Assert.Contains("BertPreTokenizer", unsupported.Message);
 
         File.WriteAllText(Path.Combine(_directory, "tokenizer.json"), "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"a\": 1}, \"merges\": []}}");
-        Assert.Contains("not a valid tokenizer.json", Assert.Throws<InvalidDataException>(() => GuardSpace.Models.Tokenization.TokenizerPipeline.Load(Path.Combine(_directory, "tokenizer.json"))).Message);
+        var repeated = Assert.Throws<InvalidDataException>(() => GuardSpace.Models.Tokenization.TokenizerPipeline.Load(Path.Combine(_directory, "tokenizer.json"))).Message;
+        Assert.Contains("tokenizer.json' is not valid JSON", repeated);
+        Assert.Contains("'a'", repeated);
 
         File.WriteAllText(Path.Combine(_directory, "tokenizer.json"), "{\"model\": ");
         Assert.Contains("not valid JSON", Assert.Throws<InvalidDataException>(() => GuardSpace.Models.Tokenization.TokenizerPipeline.Load(Path.Combine(_directory, "tokenizer.json"))).Message);

@@ -5,6 +5,7 @@ using GuardSpace.Models.Llama;
 using GuardSpace.Storage;
 using TorchSharp;
 using static TorchSharp.torch;
+using GuardSpace.Models.Internal;
 
 namespace GuardSpace.Models.Checkpoints;
 
@@ -221,7 +222,7 @@ public static class HfCheckpoint
     {
         try
         {
-            var map = (JsonNode.Parse(File.ReadAllText(indexPath)) as JsonObject)?["weight_map"] as JsonObject
+            var map = JsonFiles.ReadObject(indexPath)["weight_map"] as JsonObject
                 ?? throw new InvalidDataException($"'{indexPath}' has no 'weight_map' object.");
             return map.ToDictionary(kv => kv.Key, kv => kv.Value?.GetValue<string>() ?? throw new InvalidDataException($"'{indexPath}': weight_map['{kv.Key}'] is null."), StringComparer.Ordinal);
         }

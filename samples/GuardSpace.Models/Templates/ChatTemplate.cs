@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using GuardSpace.Models.Internal;
 
 namespace GuardSpace.Models.Templates;
 
@@ -61,16 +62,7 @@ public sealed class ChatTemplate
             throw new FileNotFoundException($"'{configPath}' is missing: the chat template and the BOS/EOS tokens are read from it.", configPath);
         }
 
-        JsonObject config;
-        try
-        {
-            config = JsonNode.Parse(File.ReadAllText(configPath)) as JsonObject
-                ?? throw new InvalidDataException($"'{configPath}' is not a JSON object.");
-        }
-        catch (JsonException ex)
-        {
-            throw new InvalidDataException($"'{configPath}' is not valid JSON ({ex.Message}).", ex);
-        }
+        var config = JsonFiles.ReadObject(configPath);
 
         var bos = TokenText(config, "bos_token", configPath);
         var eos = TokenText(config, "eos_token", configPath);

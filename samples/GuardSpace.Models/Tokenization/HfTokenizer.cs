@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using GuardSpace.Models.Llama;
 using Microsoft.ML.Tokenizers;
+using GuardSpace.Models.Internal;
 
 namespace GuardSpace.Models.Tokenization;
 
@@ -153,13 +154,6 @@ public sealed class HfTokenizer
             return null;
         }
 
-        try
-        {
-            return JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InvalidDataException($"'{path}' does not hold a JSON object.");
-        }
-        catch (JsonException ex)
-        {
-            throw new InvalidDataException($"'{path}' is not valid JSON: {ex.Message}", ex);
-        }
+        return JsonFiles.ReadObject(path);
     }
 }

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using GuardSpace.Models.Internal;
 
 namespace GuardSpace.Models.Tokenization;
 
@@ -48,16 +49,7 @@ public sealed class TokenizerPipeline
     public static TokenizerPipeline Load(string path)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
-        JsonObject root;
-        try
-        {
-            root = JsonNode.Parse(File.ReadAllText(path), documentOptions: new JsonDocumentOptions { MaxDepth = 256 }) as JsonObject
-                ?? throw new InvalidDataException($"'{path}' does not hold a JSON object.");
-        }
-        catch (JsonException ex)
-        {
-            throw new InvalidDataException($"'{path}' is not valid JSON: {ex.Message}", ex);
-        }
+        var root = JsonFiles.ReadObject(path, maxDepth: 256);
 
         try
         {

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using GuardSpace.Models.Internal;
 
 namespace GuardSpace.Models.Llama.Config;
 
@@ -14,16 +15,7 @@ internal static class LlamaConfigFile
             throw new FileNotFoundException($"'{path}' is missing: a Hugging Face model folder holds config.json next to its *.safetensors weights.", path);
         }
 
-        JsonObject root;
-        try
-        {
-            root = JsonNode.Parse(File.ReadAllText(path)) as JsonObject
-                ?? throw new InvalidDataException($"'{path}' does not hold a JSON object.");
-        }
-        catch (JsonException ex)
-        {
-            throw new InvalidDataException($"'{path}' is not valid JSON: {ex.Message}", ex);
-        }
+        var root = JsonFiles.ReadObject(path);
 
         var reader = new ConfigReader(path, string.Empty, root);
         var architecture = Architecture(reader);
