@@ -10,10 +10,10 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 dotnet test GuardSpace.Core.Tests -c Release --no-build --filter "Category=Fuzz" --logger "console;verbosity=detailed" > "$log" 2>&1 || status=$?
-grep -E '^ +fuzz ' "$log" | sed -E 's/^ +//' | sort -u -t: -k1,1 -s || { tail -n 60 "$log"; echo "no fuzz summary in the test output"; exit 1; }
+grep -E '^ +fuzz ' "$log" | sed -E 's/^ +//' || { tail -n 60 "$log"; echo "no fuzz summary in the test output"; exit 1; }
 if [ "$status" -ne 0 ]; then
   grep -E '^\s+(Failed|.* on .* \(seed -?[0-9]+\))' "$log" | cut -c1-400 | head -n 40
   echo "fuzz tests failed"
   exit "$status"
 fi
-echo "fuzz cases: $(grep -E '^ +fuzz [a-z-]+: [0-9]+ cases' "$log" | sed -E 's/.*: ([0-9]+) cases.*/\1/' | sort -u | paste -sd+ | bc)"
+echo "fuzz cases: $(grep -E '^ +fuzz [a-z-]+: [0-9]+ cases' "$log" | sed -E 's/.*: ([0-9]+) cases.*/\1/' | awk '{ s += $1 } END { print s }')"

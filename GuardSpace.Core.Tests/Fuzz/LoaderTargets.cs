@@ -43,7 +43,10 @@ internal static class LoaderTargets
         using var set = CovarianceSet.Load(Path.Combine(dir, "covariances.safetensors"));
     });
 
-    public static readonly LoaderTarget Adapter = new("adapter", WriteAdapter, [AdapterFiles.ConfigFile, AdapterFiles.StateFile], LoadAdapter) { CostFactor = 3 };
+    public static readonly LoaderTarget Adapter = new("adapter", WriteAdapter, [AdapterFiles.ConfigFile, AdapterFiles.StateFile], LoadAdapter) { CostFactor = 4 };
+
+    /// <summary>A format-version-1 adapter: no checksums, so damaged tensors reach the structural and content checks.</summary>
+    public static readonly LoaderTarget AdapterVersion1 = new("adapter-v1", WriteAdapterVersion1, [AdapterFiles.ConfigFile, AdapterFiles.StateFile], LoadAdapter) { CostFactor = 4 };
 
     private static readonly string[] CheckpointFiles = ["config.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "model.safetensors.index.json"];
 
@@ -58,7 +61,7 @@ internal static class LoaderTargets
     public static readonly LoaderTarget SentencePieceTokenizer = new("tokenizer-model", TokenizerFiles.WriteSentencePiece, ["tokenizer.model"],
         dir => HfTokenizer.Load(dir));
 
-    public static IReadOnlyList<LoaderTarget> All { get; } = [CoreSafetensors, CovarianceSetFile, Adapter, Checkpoint, Config, ByteLevelTokenizer, SentencePieceTokenizer];
+    public static IReadOnlyList<LoaderTarget> All { get; } = [CoreSafetensors, CovarianceSetFile, Adapter, AdapterVersion1, Checkpoint, Config, ByteLevelTokenizer, SentencePieceTokenizer];
 
     /// <summary>
     /// Failures seen in loaders this branch may not change (their rewrites run elsewhere): target, mutation class and the
@@ -135,6 +138,12 @@ internal static class LoaderTargets
         {
             File.Copy(file, Path.Combine(dir, Path.GetFileName(file)));
         }
+    }
+
+    private static void WriteAdapterVersion1(string dir)
+    {
+        WriteAdapter(dir);
+        SavedAdapters.DowngradeToVersion1(dir);
     }
 
     private static void WriteCheckpoint(string dir)
