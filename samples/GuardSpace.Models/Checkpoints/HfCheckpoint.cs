@@ -224,12 +224,26 @@ public static class HfCheckpoint
         {
             var map = JsonFiles.ReadObject(indexPath)["weight_map"] as JsonObject
                 ?? throw new InvalidDataException($"'{indexPath}' has no 'weight_map' object.");
-            return map.ToDictionary(kv => kv.Key, kv => kv.Value?.GetValue<string>() ?? throw new InvalidDataException($"'{indexPath}': weight_map['{kv.Key}'] is null."), StringComparer.Ordinal);
+            return map.ToDictionary(kv => kv.Key, kv => ShardName(indexPath, kv.Key, kv.Value?.GetValue<string>()), StringComparer.Ordinal);
         }
         catch (Exception ex) when (ex is JsonException or InvalidOperationException or FormatException)
         {
             throw new InvalidDataException($"'{indexPath}' is not a valid shard index: {ex.Message}", ex);
         }
+    }
+
+    /// <summary>A shard must be a plain file name beside the index (no folder, no path characters), never a path out of the folder.</summary>
+    private static string ShardName(string indexPath, string tensor, string? shard)
+    {
+        const int MaxFileName = 255;
+        if (shard is null || shard.Length is 0 or > MaxFileName || shard is "." or ".." || shard.IndexOfAny(['/', '\\', '\0']) >= 0
+            || shard.IndexOfAny(Path.GetInvalidFileNameChars()) >= 0 || !shard.EndsWith(".safetensors", StringComparison.Ordinal))
+        {
+            var shown = shard is null ? "null" : $"'{(shard.Length > 80 ? shard[..80] + "..." : shard)}'";
+            throw new InvalidDataException($"'{indexPath}': weight_map['{tensor}'] is {shown}, not the file name of a .safetensors shard in the same folder. The index is damaged: download it again.");
+        }
+
+        return shard;
     }
 
     private static void CheckTensors(LlamaConfig config, Dictionary<string, Tensor> targets, Dictionary<string, SafetensorsReader> files, Dictionary<string, string> location, string directory)

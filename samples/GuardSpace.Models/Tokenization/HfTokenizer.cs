@@ -128,7 +128,10 @@ public sealed class HfTokenizer
         {
             tokenizer = SentencePieceTokenizer.Create(stream, addBeginningOfSentence: false, addEndOfSentence: false);
         }
-        catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or Google.Protobuf.InvalidProtocolBufferException or NotSupportedException)
+        // Microsoft.ML.Tokenizers 2.0.1 ends a truncated model (protobuf fields missing) in a NullReferenceException or
+        // an index error of its own; both mean a damaged file here (found by the fuzz test).
+        catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or Google.Protobuf.InvalidProtocolBufferException
+                                   or NotSupportedException or NullReferenceException or IndexOutOfRangeException)
         {
             throw new InvalidDataException($"'{model}' could not be read as a SentencePiece model: {ex.Message}", ex);
         }
