@@ -168,7 +168,7 @@ internal static class Mutations
 
     private static string Nest(int depth) => string.Concat(Enumerable.Repeat("{\"a\":", depth)) + "1" + new string('}', depth);
 
-    /// <summary>Replaces the value at a random place in the tree (any depth) with <paramref name="choices"/>' raw JSON.</summary>
+    /// <summary>Replaces the value at a random place in the tree (any depth) with one of <paramref name="choices"/>' raw JSON texts other than its own.</summary>
     private static string ReplaceRandomValue(string json, Random random, string[] choices)
     {
         const string marker = "\"__fuzz_marker__\"";
@@ -181,9 +181,12 @@ internal static class Mutations
             (parent, slot, node) = (node, child.Slot, child.Node);
         }
 
+        // A replacement equal to the value it replaces ("true" for true) would be a wasted case.
+        var current = node.ToJsonString();
+        var different = choices.Where(c => c != current).ToArray();
         if (parent is null)
         {
-            return choices[random.Next(choices.Length)];
+            return different[random.Next(different.Length)];
         }
 
         if (parent is JsonObject o)
@@ -197,7 +200,7 @@ internal static class Mutations
 
         var text = root.ToJsonString();
         var index = text.IndexOf(marker, StringComparison.Ordinal);
-        return string.Concat(text.AsSpan(0, index), choices[random.Next(choices.Length)], text.AsSpan(index + marker.Length));
+        return string.Concat(text.AsSpan(0, index), different[random.Next(different.Length)], text.AsSpan(index + marker.Length));
     }
 
     private static (object Slot, JsonNode Node)? ChildOf(JsonNode node, Random random)

@@ -61,6 +61,9 @@ internal sealed record AdapterConfig
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         WriteIndented = true,
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+
+        // A key written twice is ambiguous (which rank was trained?): refuse it rather than keep the last.
+        AllowDuplicateProperties = false,
     };
 }
 
