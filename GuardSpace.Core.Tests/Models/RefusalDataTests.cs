@@ -119,6 +119,24 @@ public sealed class RefusalDataTests : IDisposable
         Assert.Contains("'model.norm' is not a Linear layer", error.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void PromptFeaturesOfEncodedPromptsReadTheGivenIdsAsTheyAre()
+    {
+        using var scope = NewDisposeScope();
+
+        // Ids as a chat template would give them (no BOS added, no separator): the overload must not re-encode them.
+        IReadOnlyList<int>[] ids = [.. Prompts[..3].Select(p => _tokenizer.Encode("User: " + p + "\nAssistant:", withBos: false))];
+        var features = PromptFeatures.LastToken(_model, ids);
+        var byText = PromptFeatures.LastToken(_model, _tokenizer, [.. Prompts[..3].Select(p => "User: " + p)], separator: "\nAssistant:");
+        Assert.Equal([3L, 32L], features.shape);
+        Assert.False(allclose(features, byText), "the text overload adds BOS, so the two must differ");
+        var withBos = PromptFeatures.LastToken(_model, [.. Prompts[..3].Select(p => _tokenizer.Encode("User: " + p + "\nAssistant:"))]);
+        Assert.True(allclose(withBos, byText, rtol: 0, atol: 0));
+
+        var error = Assert.Throws<ArgumentException>(() => PromptFeatures.LastToken(_model, [ids[0], []]));
+        Assert.Contains("encodes to no tokens", error.Message, StringComparison.Ordinal);
+    }
+
     public void Dispose()
     {
         _model.Dispose();

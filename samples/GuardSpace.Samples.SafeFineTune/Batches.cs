@@ -1,5 +1,4 @@
 using GuardSpace.Models.Data;
-using GuardSpace.Models.Tokenization;
 using static TorchSharp.torch;
 
 namespace GuardSpace.Samples.SafeFineTune;
@@ -10,24 +9,19 @@ internal static class Batches
     /// <summary>The label of a position that does not count in the loss.</summary>
     public const long Ignore = -100;
 
-    /// <summary>Prompts as calibration batches (BOS + prompt, truncated to <paramref name="maxLength"/>).</summary>
-    public static List<long[][]> Prompts(HfTokenizer tokenizer, IReadOnlyList<string> prompts, int batch, int maxLength) =>
-        [.. prompts.Select(p => tokenizer.Encode(p).Take(maxLength).Select(i => (long)i).ToArray()).Chunk(batch)];
+    /// <summary>Prompts as calibration batches (<see cref="PromptEncoding.Prompt"/>, truncated to <paramref name="maxLength"/>).</summary>
+    public static List<long[][]> Prompts(PromptEncoding encoding, IReadOnlyList<PromptExample> prompts, int batch, int maxLength) =>
+        [.. prompts.Select(p => encoding.Prompt(p).Take(maxLength).Select(i => (long)i).ToArray()).Chunk(batch)];
 
     /// <summary>
-    /// A training sequence: BOS + prompt + "\n" + response + EOS, with the loss on the response and EOS only; a line without
-    /// a response is learned whole. Truncated to <paramref name="maxLength"/>.
+    /// A training sequence (<see cref="PromptEncoding.Example"/>: raw BOS + prompt + "\n" + response + EOS, or the rendered
+    /// conversation) with the loss on the response only; a line without a response is learned whole. Truncated to
+    /// <paramref name="maxLength"/>.
     /// </summary>
-    public static (long[] Ids, long[] Labels) Example(HfTokenizer tokenizer, PromptExample example, int maxLength)
+    public static (long[] Ids, long[] Labels) Example(PromptEncoding encoding, PromptExample example, int maxLength)
     {
-        var prompt = tokenizer.Encode(example.Response is null ? example.Prompt : example.Prompt + "\n").Select(i => (long)i).ToList();
-        var response = example.Response is null ? [] : tokenizer.Encode(example.Response, withBos: false).Select(i => (long)i).ToList();
-        if (tokenizer.EosId is { } eos)
-        {
-            response.Add(eos);
-        }
-
-        var ids = prompt.Concat(response).Take(maxLength).ToArray();
+        var (prompt, response) = encoding.Example(example);
+        var ids = prompt.Concat(response).Take(maxLength).Select(i => (long)i).ToArray();
         var learnFrom = example.Response is null ? 1 : prompt.Count;
         var labels = ids.Select((id, i) => i >= learnFrom ? id : Ignore).ToArray();
         return (ids, labels);

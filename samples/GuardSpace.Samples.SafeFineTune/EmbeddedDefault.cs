@@ -7,7 +7,7 @@ namespace GuardSpace.Samples.SafeFineTune;
 
 /// <summary>
 /// What the sample runs on when no --model is given: a tiny random Llama checkpoint in Hugging Face's layout (sharded,
-/// with an index), a byte-level tokenizer.json (the 256 byte tokens plus BOS/EOS), and a few prompts written for this
+/// with an index), a byte-level tokenizer.json (the 256 byte tokens plus BOS/EOS) with a chat template of our own, and a few prompts written for this
 /// sample. Nothing is downloaded; the model knows nothing, so its generations are noise before and after.
 /// </summary>
 internal static class EmbeddedDefault
@@ -48,6 +48,14 @@ internal static class EmbeddedDefault
         ("2 plus 2 =", "4"), ("5 plus 2 =", "7"), ("6 plus 1 =", "7"), ("4 plus 4 =", "8"),
         ("Capital of France:", "Paris"), ("Capital of Italy:", "Rome"), ("Capital of Spain:", "Madrid"), ("Capital of Japan:", "Tokyo"),
     ];
+
+    // A chat template of our own for --chat on the embedded run (plain-text role markers the byte tokenizer can spell;
+    // the end of an assistant turn is EOS, so training learns to stop).
+    private const string ChatTemplate =
+        "{{ bos_token }}{% for m in messages %}{% if m.role == 'system' %}{{ 'System: ' + m.content + '\\n' }}" +
+        "{% elif m.role == 'user' %}{{ 'User: ' + m.content + '\\n' }}{% elif m.role == 'assistant' %}{{ 'Assistant: ' + m.content + eos_token }}" +
+        "{% else %}{{ raise_exception('Only system, user and assistant turns.') }}{% endif %}{% endfor %}" +
+        "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}";
 
     /// <summary>The tiny model's shape: width 128, 2 layers, 4 query heads over 2 key/value heads, untied head.</summary>
     public static LlamaConfig Config { get; } = new()
@@ -95,7 +103,7 @@ internal static class EmbeddedDefault
             Rank = 4,
             Steps = options.Steps == 60 ? 80 : options.Steps,
             LearningRate = 3e-3,
-            MaxLength = 48,
+            MaxLength = 96, // every raw example is shorter than 48 tokens; room for --chat's role markers
             NewTokens = 12,
             Verify = true,
 
@@ -132,6 +140,13 @@ internal static class EmbeddedDefault
             ["model"] = new JsonObject { ["type"] = "BPE", ["vocab"] = vocab, ["merges"] = new JsonArray() },
         };
         File.WriteAllText(Path.Combine(directory, "tokenizer.json"), tokenizer.ToJsonString(), new UTF8Encoding(false));
-        File.WriteAllText(Path.Combine(directory, "tokenizer_config.json"), """{"add_bos_token": true, "bos_token": "<|begin_of_text|>", "eos_token": "<|end_of_text|>"}""", new UTF8Encoding(false));
+        var config = new JsonObject
+        {
+            ["add_bos_token"] = true,
+            ["bos_token"] = "<|begin_of_text|>",
+            ["eos_token"] = "<|end_of_text|>",
+            ["chat_template"] = ChatTemplate,
+        };
+        File.WriteAllText(Path.Combine(directory, "tokenizer_config.json"), config.ToJsonString(), new UTF8Encoding(false));
     }
 }

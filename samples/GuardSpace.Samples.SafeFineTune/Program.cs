@@ -4,6 +4,7 @@
 // in Steps/; a new option is one row in CommandLine/SampleCommandLine.cs.
 // With no arguments the sample writes a tiny random checkpoint and prompts of its own and runs everything on them.
 // Exit codes: 0 success (and --help), 1 a runtime failure or a failed check (message on stderr), 2 a usage error.
+using GuardSpace.Models.Templates;
 using GuardSpace.Samples.SafeFineTune;
 using Spectre.Console;
 
@@ -46,7 +47,7 @@ try
     var exportMatches = VerifyExport.Run(session, checkpoint, train);
     return Summary.Run(session, exportMatches && mergedMatches && CheckEmbeddedRun.Passed(session, training, drift));
 }
-catch (Exception ex) when (ex is SampleFailure or IOException or InvalidDataException or NotSupportedException or UnauthorizedAccessException)
+catch (Exception ex) when (ex is SampleFailure or IOException or InvalidDataException or NotSupportedException or UnauthorizedAccessException or TemplateException)
 {
     // A failed step or a bad folder or file: the message names the file, the tensor or the line, and the fix.
     Console.Error.WriteLine($"error: {ex.Message}");

@@ -26,12 +26,28 @@ public static class PromptFeatures
     /// <exception cref="ArgumentException">No prompts, or <paramref name="layer"/> is not a Linear module of the model.</exception>
     public static Tensor LastToken(LlamaForCausalLM model, HfTokenizer tokenizer, IReadOnlyList<string> prompts, string? layer = null, string separator = "\n", Device? device = null)
     {
-        ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(tokenizer);
         ArgumentNullException.ThrowIfNull(prompts);
-        if (prompts.Count == 0)
+        return LastToken(model, [.. prompts.Select(p => tokenizer.Encode(p + separator))], layer, device);
+    }
+
+    /// <summary>
+    /// As <see cref="LastToken(LlamaForCausalLM, HfTokenizer, IReadOnlyList{string}, string?, string, Device?)"/>, for
+    /// prompts already encoded (for example rendered by a chat template through <c>PromptFormat.EncodePrompt</c>).
+    /// </summary>
+    /// <exception cref="ArgumentException">No prompts, an empty prompt, or <paramref name="layer"/> is not a Linear module of the model.</exception>
+    public static Tensor LastToken(LlamaForCausalLM model, IReadOnlyList<IReadOnlyList<int>> promptIds, string? layer = null, Device? device = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(promptIds);
+        if (promptIds.Count == 0)
         {
-            throw new ArgumentException("No prompts to read features from.", nameof(prompts));
+            throw new ArgumentException("No prompts to read features from.", nameof(promptIds));
+        }
+
+        if (promptIds.Any(p => p.Count == 0))
+        {
+            throw new ArgumentException("A prompt encodes to no tokens; it has no last token to read.", nameof(promptIds));
         }
 
         layer ??= DefaultLayer(model.Config);
@@ -49,10 +65,10 @@ public static class PromptFeatures
         try
         {
             using var noGrad = no_grad();
-            foreach (var prompt in prompts)
+            foreach (var prompt in promptIds)
             {
                 using var scope = NewDisposeScope();
-                var ids = tensor(tokenizer.Encode(prompt + separator).Select(i => (long)i).ToArray(), device: device).unsqueeze(0);
+                var ids = tensor(prompt.Select(i => (long)i).ToArray(), device: device).unsqueeze(0);
                 model.call(ids);
             }
 

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using GuardSpace.Models.Llama;
 using GuardSpace.Models.Tokenization;
+using GuardSpace.Storage;
 using static TorchSharp.torch;
 
 namespace GuardSpace.Models.Export;
@@ -40,23 +41,11 @@ public static class LogitsDump
         ArgumentNullException.ThrowIfNull(prompts);
         ArgumentException.ThrowIfNullOrWhiteSpace(file);
         var entries = prompts.Select(p => Run(model, p.Text, p.TokenIds, allPositions)).ToList();
-        var full = Path.GetFullPath(file);
-        var temporary = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
-        try
+        AtomicFileWriter.Write(file, stream =>
         {
-            using (var stream = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write))
-            using (var json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = false }))
-            {
-                WriteJson(json, model.Config, entries, allPositions);
-            }
-
-            File.Move(temporary, full, overwrite: true);
-        }
-        catch
-        {
-            File.Delete(temporary);
-            throw;
-        }
+            using var json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = false });
+            WriteJson(json, model.Config, entries, allPositions);
+        });
     }
 
     /// <summary>Reads a dump written by <see cref="Write(LlamaForCausalLM, HfTokenizer, IEnumerable{string}, string, bool)"/>; throws <see cref="InvalidDataException"/> naming the file and the field when it is not one.</summary>

@@ -77,6 +77,8 @@ internal static class SampleCommandLine
         new("--merge-and-save", "DIR", "write the fine-tuned model with its adapters merged as a Hugging Face checkpoint (config, safetensors shards and index, tokenizer files) to DIR, reload it and compare its logits", (o, v) => o with { MergeAndSave = v }),
         new("--dump-logits", "FILE", "write the fine-tuned model's last-position logits on a prompt file (--logits-prompts, default the --harmful prompts) to FILE as JSON", (o, v) => o with { DumpLogits = v }),
         new("--logits-prompts", "FILE", "the prompt file for --dump-logits (default: the --harmful prompts)", (o, v) => o with { LogitsPrompts = v }),
+        new("--chat", null, "render every prompt of every file through the model's chat template (tokenizer_config.json's chat_template or chat_template.jinja) as a user turn with the generation prompt; without it only lines marked [chat] (\"chat\": true in JSON Lines) are", (o, _) => o with { Chat = true }),
+        new("--system-prompt", "TEXT", "a system turn before every chat line (needs --chat or [chat] lines)", (o, v) => o with { SystemPrompt = v }),
     ];
 
     /// <summary>The text --help prints: the header and one line (or more, wrapped) per option.</summary>

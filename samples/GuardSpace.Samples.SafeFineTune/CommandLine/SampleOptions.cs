@@ -77,4 +77,10 @@ internal sealed record SampleOptions
 
     /// <summary>The prompt file for <see cref="DumpLogits"/>; null: the harmful prompts.</summary>
     public string? LogitsPrompts { get; init; }
+
+    /// <summary><c>--chat</c>: every line of every prompt file goes through the model's chat template (without it, only lines marked <c>[chat]</c>).</summary>
+    public bool Chat { get; init; }
+
+    /// <summary><c>--system-prompt TEXT</c>: a system turn before every chat line's user turn; null: none.</summary>
+    public string? SystemPrompt { get; init; }
 }

@@ -15,8 +15,8 @@ internal static class AttachGuardSpace
     {
         var options = session.Options;
         checkpoint.Model.eval();
-        var harmfulBatches = Batches.Prompts(checkpoint.Tokenizer, checkpoint.Harmful, options.Batch, options.MaxLength);
-        var safetyBatches = Batches.Prompts(checkpoint.Tokenizer, checkpoint.Safety, options.Batch, options.MaxLength);
+        var harmfulBatches = Batches.Prompts(checkpoint.Encoding, checkpoint.Harmful, options.Batch, options.MaxLength);
+        var safetyBatches = Batches.Prompts(checkpoint.Encoding, checkpoint.Safety, options.Batch, options.MaxLength);
         var guardOptions = GuardOptions(options);
         GuardedModel guarded = null!;
         AnsiConsole.Progress().AutoClear(false).Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn()).Start(ctx =>

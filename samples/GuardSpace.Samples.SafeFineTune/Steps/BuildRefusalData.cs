@@ -16,7 +16,7 @@ internal static class BuildRefusalData
             return null;
         }
 
-        var refusals = RefusalSetup.Build(checkpoint.Model, checkpoint.Tokenizer, checkpoint.Harmful, session.Options, session.Device);
+        var refusals = RefusalSetup.Build(checkpoint, session.Options, session.Device);
         AnsiConsole.MarkupLineInterpolated($"refusal data: {refusals.Training.Count} training / {refusals.Validation.Count} validation pairs from the aligned model's answers to {refusals.PromptCount} harmful prompts");
         session.Lap("build the refusal data");
         return refusals;

@@ -4,18 +4,21 @@ using GuardSpace.Models.Tokenization;
 
 namespace GuardSpace.Samples.SafeFineTune;
 
-/// <summary>The model, its tokenizer and the three prompt files, as loaded (the model is the aligned one until attach).</summary>
-internal sealed class Checkpoint(string directory, LlamaForCausalLM model, HfTokenizer tokenizer) : IDisposable
+/// <summary>The model, its tokenizer, how prompts are encoded and the three prompt files, as loaded (the model is the aligned one until attach).</summary>
+internal sealed class Checkpoint(string directory, LlamaForCausalLM model, PromptEncoding encoding) : IDisposable
 {
     public string Directory { get; } = directory;
 
     public LlamaForCausalLM Model { get; } = model;
 
-    public HfTokenizer Tokenizer { get; } = tokenizer;
+    public HfTokenizer Tokenizer => Encoding.Tokenizer;
 
-    public required IReadOnlyList<string> Safety { get; init; }
+    /// <summary>Raw lines as written, chat lines through the model's template.</summary>
+    public PromptEncoding Encoding { get; } = encoding;
 
-    public required IReadOnlyList<string> Harmful { get; init; }
+    public required IReadOnlyList<PromptExample> Safety { get; init; }
+
+    public required IReadOnlyList<PromptExample> Harmful { get; init; }
 
     public required IReadOnlyList<PromptExample> Train { get; init; }
 

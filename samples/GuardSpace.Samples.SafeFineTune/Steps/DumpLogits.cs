@@ -1,4 +1,3 @@
-using GuardSpace.Models.Data;
 using GuardSpace.Models.Export;
 using Spectre.Console;
 
@@ -14,8 +13,10 @@ internal static class DumpLogits
             return;
         }
 
-        var prompts = session.Options.LogitsPrompts is { } path ? PromptFile.ReadPrompts(path) : checkpoint.Harmful;
-        LogitsDump.Write(checkpoint.Model, checkpoint.Tokenizer, prompts, file);
+        // Each prompt as the calibration saw it (raw BOS + prompt, or rendered by the chat template), text and ids.
+        var lines = session.Options.LogitsPrompts is { } path ? LoadCheckpoint.Read(path, session.Options) : checkpoint.Harmful;
+        var prompts = lines.Select(l => (l.Prompt, checkpoint.Encoding.Prompt(l))).ToList();
+        LogitsDump.Write(checkpoint.Model, prompts, file);
         AnsiConsole.MarkupLineInterpolated($"wrote the logits on {prompts.Count} prompts to {file} ({new FileInfo(file).Length:N0} bytes)");
         session.Lap("dump the logits");
     }

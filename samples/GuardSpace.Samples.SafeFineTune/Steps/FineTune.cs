@@ -24,7 +24,7 @@ internal static class FineTune
             RefusalConstraintProgress? reading = null;
             // Warnings (a constraint violated for long: the task pulls harder than the replayed refusals) go to the console.
             using var loggerFactory = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning));
-            var constraint = refusals is null ? null : RefusalSetup.Constraint(refusals, checkpoint.Model, checkpoint.Tokenizer, options, session.Device, new SynchronousProgress<RefusalConstraintProgress>(p => reading = p), loggerFactory.CreateLogger("GuardSpace.Behaviour"));
+            var constraint = refusals is null ? null : RefusalSetup.Constraint(refusals, checkpoint, options, session.Device, new SynchronousProgress<RefusalConstraintProgress>(p => reading = p), loggerFactory.CreateLogger("GuardSpace.Behaviour"));
             checkpoint.Model.train();
             optim.Optimizer optimizer = guarded.WrapOptimizer(optim.AdamW(trainable, options.LearningRate, weight_decay: 0.0));
             optimizer = constraint?.Wrap(optimizer) ?? optimizer;
@@ -49,7 +49,7 @@ internal static class FineTune
     private static (double? First, double? Last) Train(Session session, Checkpoint checkpoint, GuardedModel guarded, IReadOnlyList<Models.Data.PromptExample> train, optim.Optimizer optimizer, Func<RefusalConstraintProgress?> reading)
     {
         var options = session.Options;
-        var examples = train.Select(e => Batches.Example(checkpoint.Tokenizer, e, options.MaxLength)).ToList();
+        var examples = train.Select(e => Batches.Example(checkpoint.Encoding, e, options.MaxLength)).ToList();
         var vocab = checkpoint.Model.Config.VocabSize;
         var order = new Random(0);
         double? first = null, last = null;

@@ -12,7 +12,7 @@ internal sealed class HarmfulLogits : IDisposable
     /// <summary>Runs the model on the harmful prompts, in the calibration batches.</summary>
     public static HarmfulLogits Measure(Session session, Checkpoint checkpoint)
     {
-        var batches = Batches.Prompts(checkpoint.Tokenizer, checkpoint.Harmful, session.Options.Batch, session.Options.MaxLength);
+        var batches = Batches.Prompts(checkpoint.Encoding, checkpoint.Harmful, session.Options.Batch, session.Options.MaxLength);
         using var noGrad = no_grad();
         return new([.. batches.Select(rows =>
         {

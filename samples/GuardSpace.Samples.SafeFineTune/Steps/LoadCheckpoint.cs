@@ -1,11 +1,15 @@
 using GuardSpace.Models.Data;
 using GuardSpace.Models.Llama;
+using GuardSpace.Models.Templates;
 using GuardSpace.Models.Tokenization;
 using Spectre.Console;
 
 namespace GuardSpace.Samples.SafeFineTune;
 
-/// <summary>Step 1: load the checkpoint folder, its tokenizer and the prompt files, and say what they hold.</summary>
+/// <summary>
+/// Step 1: load the checkpoint folder, its tokenizer and the prompt files (with --chat every line is a chat line), load
+/// the model's chat template when any line needs it, and say what they hold.
+/// </summary>
 internal static class LoadCheckpoint
 {
     public static Checkpoint Run(Session session)
@@ -20,13 +24,14 @@ internal static class LoadCheckpoint
             var parameters = model.parameters().Sum(p => p.NumberOfElements);
             AnsiConsole.MarkupLineInterpolated($"[bold]{c.Architecture}[/] from {directory}: {c.NumHiddenLayers} layers, width {c.HiddenSize}, {c.NumAttentionHeads} query / {c.KeyValueHeads} key-value heads, vocab {c.VocabSize}, {parameters:N0} parameters, {options.Dtype} on {session.Device.type}");
             AnsiConsole.MarkupLineInterpolated($"tokenizer: {tokenizer.Source}");
-            var checkpoint = new Checkpoint(directory, model, tokenizer)
+            var (safety, harmful, train) = (Read(options.Safety!, options), Read(options.Harmful!, options), Read(options.Train!, options));
+            var checkpoint = new Checkpoint(directory, model, new PromptEncoding(tokenizer, Format(directory, options, [.. safety, .. harmful, .. train])))
             {
-                Safety = PromptFile.ReadPrompts(options.Safety!),
-                Harmful = PromptFile.ReadPrompts(options.Harmful!),
-                Train = PromptFile.Read(options.Train!),
+                Safety = safety,
+                Harmful = harmful,
+                Train = train,
             };
-            AnsiConsole.MarkupLineInterpolated($"prompts: {checkpoint.Safety.Count} safety ({options.Safety}), {checkpoint.Harmful.Count} harmful ({options.Harmful}), {checkpoint.Train.Count} training examples ({options.Train})");
+            AnsiConsole.MarkupLineInterpolated($"prompts: {safety.Count} safety ({options.Safety}), {harmful.Count} harmful ({options.Harmful}), {train.Count} training examples ({options.Train})");
             session.Lap("load the checkpoint, tokenizer and files");
             return checkpoint;
         }
@@ -35,5 +40,33 @@ internal static class LoadCheckpoint
             model.Dispose();
             throw;
         }
+    }
+
+    /// <summary>A prompt file's lines; with --chat every line goes through the chat template.</summary>
+    public static IReadOnlyList<PromptExample> Read(string path, SampleOptions options) =>
+        [.. PromptFile.Read(path).Select(line => options.Chat ? line with { Chat = true } : line)];
+
+    // Raw unless a line asks for the template; then the model folder must have one.
+    private static PromptFormat Format(string directory, SampleOptions options, IReadOnlyList<PromptExample> lines)
+    {
+        var chat = lines.Count(l => l.Chat);
+        if (chat == 0)
+        {
+            return PromptFormat.Raw();
+        }
+
+        ChatTemplate template;
+        try
+        {
+            template = ChatTemplate.Load(directory);
+        }
+        catch (InvalidDataException ex)
+        {
+            var (why, fix) = options.Chat ? ("--chat was given", "run without --chat") : ($"{chat} line(s) of the prompt files are marked [chat]", "remove the [chat] marks");
+            throw new SampleFailure($"{why}, so the model's chat template is needed: {ex.Message} For this sample: give a model folder with a chat template, or {fix}.");
+        }
+
+        AnsiConsole.MarkupLineInterpolated($"chat template: {template.Source} ({chat} of {lines.Count} lines rendered with it{(options.SystemPrompt is null ? string.Empty : ", after a system prompt")})");
+        return PromptFormat.Chat(template, options.SystemPrompt);
     }
 }

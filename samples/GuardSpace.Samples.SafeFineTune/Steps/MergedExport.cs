@@ -32,7 +32,7 @@ internal static class MergedExport
         });
         AnsiConsole.MarkupLineInterpolated($"wrote the merged model ({dtype}) as a Hugging Face checkpoint to {directory}");
 
-        using var reloaded = new Checkpoint(directory, HfCheckpoint.Load(directory, dtype, session.Device), checkpoint.Tokenizer)
+        using var reloaded = new Checkpoint(directory, HfCheckpoint.Load(directory, dtype, session.Device), checkpoint.Encoding)
         {
             Safety = checkpoint.Safety,
             Harmful = checkpoint.Harmful,

@@ -16,7 +16,7 @@ internal static class ScreenData
             return checkpoint.Train;
         }
 
-        var screened = DataScreen.Apply(checkpoint.Model, checkpoint.Tokenizer, checkpoint.Harmful, PromptFile.ReadPrompts(benignFile), checkpoint.Train, session.Options, session.Device);
+        var screened = DataScreen.Apply(checkpoint, LoadCheckpoint.Read(benignFile, session.Options), checkpoint.Train, session.Options, session.Device);
         AnsiConsole.MarkupLineInterpolated($"poison screen: flagged {screened.Flagged.Count} of {checkpoint.Train.Count} training examples (threshold {screened.Threshold:G4}, policy {screened.Policy})");
         if (screened.Items.Count == 0)
         {

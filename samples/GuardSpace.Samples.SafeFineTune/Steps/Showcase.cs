@@ -1,4 +1,5 @@
 using System.Text;
+using GuardSpace.Models.Data;
 using GuardSpace.Models.Llama;
 using Spectre.Console;
 
@@ -7,15 +8,17 @@ namespace GuardSpace.Samples.SafeFineTune;
 /// <summary>A few greedy answers before and after fine-tuning: two training prompts and the first harmful one.</summary>
 internal sealed class Showcase
 {
-    private readonly List<string> prompts;
+    private readonly List<(string Text, IReadOnlyList<int> Ids)> prompts;
     private readonly List<string> before;
 
-    private Showcase(List<string> prompts, List<string> before) => (this.prompts, this.before) = (prompts, before);
+    private Showcase(List<(string Text, IReadOnlyList<int> Ids)> prompts, List<string> before) => (this.prompts, this.before) = (prompts, before);
 
     /// <summary>Generates the answers of the model as loaded ("generate (before)").</summary>
     public static Showcase Before(Session session, Checkpoint checkpoint)
     {
-        var prompts = checkpoint.Train.Take(2).Select(e => e.Response is null ? e.Prompt : e.Prompt + "\n").Append(checkpoint.Harmful[0]).ToList();
+        var encoding = checkpoint.Encoding;
+        var prompts = checkpoint.Train.Take(2).Select(e => Shown(e, e.Response is null ? encoding.Prompt(e) : encoding.BeforeAnswer(e)))
+            .Append(Shown(checkpoint.Harmful[0], encoding.Prompt(checkpoint.Harmful[0]))).ToList();
         var showcase = new Showcase(prompts, [.. prompts.Select(p => Generate(session, checkpoint, p))]);
         session.Lap("generate (before)");
         return showcase;
@@ -27,7 +30,7 @@ internal sealed class Showcase
         var after = prompts.Select(p => Generate(session, checkpoint, p)).ToList();
         for (var i = 0; i < prompts.Count; i++)
         {
-            AnsiConsole.MarkupLineInterpolated($"[bold]prompt[/] {Printable(prompts[i])}");
+            AnsiConsole.MarkupLineInterpolated($"[bold]prompt[/] {Printable(prompts[i].Text)}");
             AnsiConsole.MarkupLineInterpolated($"  before: {Printable(before[i])}");
             AnsiConsole.MarkupLineInterpolated($"  after:  {Printable(after[i])}");
         }
@@ -35,8 +38,11 @@ internal sealed class Showcase
         session.Lap("generate (after)");
     }
 
-    private static string Generate(Session session, Checkpoint checkpoint, string prompt) =>
-        checkpoint.Tokenizer.Decode(GreedyDecoding.Generate(checkpoint.Model, checkpoint.Tokenizer.Encode(prompt), session.Options.NewTokens, checkpoint.Tokenizer.EosId, session.Device));
+    // What is printed: the text the model reads (a chat line's rendering shows the template's markers).
+    private static (string Text, IReadOnlyList<int> Ids) Shown(PromptExample line, IReadOnlyList<int> ids) => (line.Chat ? $"[chat] {line.Prompt}" : line.Prompt, ids);
+
+    private static string Generate(Session session, Checkpoint checkpoint, (string Text, IReadOnlyList<int> Ids) prompt) =>
+        checkpoint.Tokenizer.Decode(GreedyDecoding.Generate(checkpoint.Model, prompt.Ids, session.Options.NewTokens, checkpoint.Tokenizer.EosId, session.Device));
 
     // Control characters as \uXXXX, so a random model's output cannot garble the console.
     private static string Printable(string text)

@@ -20,7 +20,7 @@ internal static class VerifyExport
 
         using var merged = PeftCheck.LoadMerged(checkpoint.Directory, options.Out, options.Dtype, session.Device);
         merged.eval();
-        var probe = train.Take(options.Batch).Select(e => Batches.Example(checkpoint.Tokenizer, e, options.MaxLength).Ids).ToList();
+        var probe = train.Take(options.Batch).Select(e => Batches.Example(checkpoint.Encoding, e, options.MaxLength).Ids).ToList();
         double error;
         using (var scope = NewDisposeScope())
         {
