@@ -81,6 +81,14 @@ public class LlamaCheckpointTests
             var ids = tensor(Sequences[0].Select(i => i % 29).ToArray()).unsqueeze(0);
             using var noGrad = no_grad();
             Assert.Equal(0.0, (model.call(ids) - loaded.call(ids)).abs().max().item<double>());
+
+            // Saving again in the other layout removes the first one's file, so a loader cannot pick the stale weights.
+            model.SavePretrained(directory);
+            Assert.True(File.Exists(Path.Combine(directory, "model.safetensors")));
+            Assert.False(File.Exists(Path.Combine(directory, "model.safetensors.index.json")));
+            model.SavePretrained(directory, maxShardBytes: 4096);
+            Assert.False(File.Exists(Path.Combine(directory, "model.safetensors")));
+            Assert.True(File.Exists(Path.Combine(directory, "model.safetensors.index.json")));
         }
         finally
         {

@@ -1,11 +1,9 @@
-using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using GuardSpace.Models.Internal;
 using GuardSpace.Models.Llama;
 using GuardSpace.Storage;
-using TorchSharp;
 using static TorchSharp.torch;
-using GuardSpace.Models.Internal;
 
 namespace GuardSpace.Models.Checkpoints;
 
@@ -25,7 +23,6 @@ public static class HfCheckpoint
     public const string IndexFile = "model.safetensors.index.json";
 
     // transformers' save_pretrained marks PyTorch weights this way; its loader warns about files without it.
-    private static readonly Dictionary<string, string> PtFormat = new(StringComparer.Ordinal) { ["format"] = "pt" };
 
     /// <summary>
     /// Loads the Llama-family checkpoint in <paramref name="directory"/> into a new <see cref="LlamaForCausalLM"/> of
@@ -99,44 +96,12 @@ public static class HfCheckpoint
 
         Directory.CreateDirectory(directory);
         var tensors = model.state_dict();
-        var total = tensors.Values.Sum(t => t.NumberOfElements * t.ElementSize);
-        var shards = new List<Dictionary<string, Tensor>> { new(StringComparer.Ordinal) };
-        long current = 0;
-        foreach (var (name, tensor) in tensors.OrderBy(kv => kv.Key, StringComparer.Ordinal))
-        {
-            var bytes = tensor.NumberOfElements * tensor.ElementSize;
-            if (maxShardBytes is { } max && current > 0 && current + bytes > max)
-            {
-                shards.Add(new Dictionary<string, Tensor>(StringComparer.Ordinal));
-                current = 0;
-            }
-
-            shards[^1][name] = tensor;
-            current += bytes;
-        }
-
         WriteText(Path.Combine(directory, ConfigFile), (model.Config with { TorchDtype = TorchDtypeName(tensors.Values.First().dtype) }).ToJson());
-        if (shards.Count == 1)
-        {
-            SafetensorsWriter.Write(Path.Combine(directory, WeightsFile), shards[0], PtFormat);
-            File.Delete(Path.Combine(directory, IndexFile));
-            return;
-        }
+        var names = tensors.Keys.Order(StringComparer.Ordinal).ToList();
+        var files = ShardedWeights.Write(directory, names, n => tensors[n].NumberOfElements * tensors[n].ElementSize, maxShardBytes ?? long.MaxValue, n => tensors[n]);
 
-        var weightMap = new JsonObject();
-        for (var i = 0; i < shards.Count; i++)
-        {
-            var file = $"model-{i + 1:D5}-of-{shards.Count:D5}.safetensors";
-            SafetensorsWriter.Write(Path.Combine(directory, file), shards[i], PtFormat);
-            foreach (var name in shards[i].Keys.Order(StringComparer.Ordinal))
-            {
-                weightMap[name] = file;
-            }
-        }
-
-        var index = new JsonObject { ["metadata"] = new JsonObject { ["total_size"] = total }, ["weight_map"] = weightMap };
-        WriteText(Path.Combine(directory, IndexFile), index.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-        File.Delete(Path.Combine(directory, WeightsFile));
+        // The other layout's files would make the folder ambiguous: a loader prefers the index over model.safetensors.
+        File.Delete(Path.Combine(directory, files.Count == 1 ? IndexFile : WeightsFile));
     }
 
     /// <summary>Hugging Face's <c>torch_dtype</c> name of <paramref name="type"/>.</summary>

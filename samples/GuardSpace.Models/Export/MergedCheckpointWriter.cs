@@ -1,10 +1,6 @@
 using System.Text;
-using System.Text.Json;
-using System.Text.Json.Nodes;
 using GuardSpace.Models.Checkpoints;
 using GuardSpace.Models.Llama;
-using GuardSpace.Storage;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace GuardSpace.Models.Export;
@@ -109,48 +105,7 @@ public static class MergedCheckpointWriter
             }
         }
 
-        var shards = Plan(expected.Select(e => e.Name).ToList(), name => state[name].NumberOfElements * ElementSize(dtype), maxShardBytes);
-        var weightMap = new JsonObject();
-        for (var i = 0; i < shards.Count; i++)
-        {
-            var file = shards.Count == 1 ? HfCheckpoint.WeightsFile : $"model-{i + 1:D5}-of-{shards.Count:D5}.safetensors";
-            using var scope = NewDisposeScope();
-            using var noGrad = no_grad();
-            var converted = shards[i].ToDictionary(n => n, n => state[n].detach().to_type(dtype), StringComparer.Ordinal);
-            SafetensorsWriter.Write(Path.Combine(folder, file), converted, new Dictionary<string, string> { ["format"] = "pt" });
-            foreach (var name in shards[i])
-            {
-                weightMap[name] = file;
-            }
-        }
-
-        if (shards.Count > 1)
-        {
-            var total = expected.Sum(e => state[e.Name].NumberOfElements * ElementSize(dtype));
-            var index = new JsonObject { ["metadata"] = new JsonObject { ["total_size"] = total }, ["weight_map"] = weightMap };
-            WriteText(Path.Combine(folder, HfCheckpoint.IndexFile), index.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-        }
-    }
-
-    /// <summary>Groups the names, in order, into shards of at most <paramref name="maxBytes"/>; a larger tensor gets a shard of its own.</summary>
-    internal static List<List<string>> Plan(IReadOnlyList<string> names, Func<string, long> bytes, long maxBytes)
-    {
-        var shards = new List<List<string>> { new() };
-        long current = 0;
-        foreach (var name in names)
-        {
-            var size = bytes(name);
-            if (current > 0 && current + size > maxBytes)
-            {
-                shards.Add([]);
-                current = 0;
-            }
-
-            shards[^1].Add(name);
-            current += size;
-        }
-
-        return shards;
+        ShardedWeights.Write(folder, [.. expected.Select(e => e.Name)], name => state[name].NumberOfElements * ElementSize(dtype), maxShardBytes, name => state[name].detach().to_type(dtype));
     }
 
     private static long ElementSize(ScalarType dtype) => dtype switch
