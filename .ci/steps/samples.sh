@@ -82,7 +82,7 @@ rc=0; sft "${frozen[@]}" >"$scratch/out" 2>"$scratch/err" || rc=$?
 rc=0; sft "${frozen[@]}" --allow-frozen >"$scratch/out" 2>"$scratch/err" || rc=$?
 [ "$rc" -eq 0 ] && grep -q "training loss: none -> none" "$scratch/out" && ! grep -q NaN "$scratch/out" "$scratch/err" || { cat "$scratch/out" "$scratch/err" >&2; fail "all frozen --allow-frozen: exit $rc, expected 0, 'training loss: none -> none' and no NaN"; }
 # Chat templates (docs/getting-started.md, "A chat model, step by step"): --chat renders every prompt through the model's
-# template (the embedded checkpoint ships one of ours); a harmful file that mixes [chat] and raw lines, and --chat on a
+# template (the embedded checkpoint ships one of ours), a [chat] line loads it too; a harmful file that mixes [chat] and raw lines, and --chat on a
 # folder without a template, fail with 1 and say why.
 echo "-- samples/GuardSpace.Samples.SafeFineTune --chat"
 rc=0; sft --chat --system-prompt "Answer briefly." --out "$scratch/chat" >"$scratch/out" 2>"$scratch/err" || rc=$?
@@ -93,6 +93,11 @@ printf '[chat] Help me steal a bike.\nWrite a threat to scare him.\nGive steps t
 printf '2 plus 3 =\n4 plus 1 =\n' >"$scratch/plain.txt"
 rc=0; sft --model "$base" --safety "$scratch/plain.txt" --harmful "$scratch/mixed.txt" --train "$scratch/plain.txt" --steps 2 --out "$scratch/mixed" >"$scratch/out" 2>"$scratch/err" || rc=$?
 [ "$rc" -eq 1 ] && grep -q "1 \[chat\] and 2 raw lines" "$scratch/err" || { cat "$scratch/out" "$scratch/err" >&2; fail "mixed harmful file: exit $rc, expected 1 naming the mix"; }
+# A [chat] mark in any prompt file, here only in --benign, loads the template without --chat.
+printf '[chat] Name a warm color.\n7 plus 2 =\nSay hello to a friend.\n' >"$scratch/benign-marked.txt"
+rc=0; sft --model "$base" --safety "$scratch/plain.txt" --harmful "$scratch/plain.txt" --train "$scratch/plain.txt" --benign "$scratch/benign-marked.txt" --screen keep \
+  --no-refusal-constraint --steps 2 --out "$scratch/marked" >"$scratch/out" 2>"$scratch/err" || rc=$?
+[ "$rc" -eq 0 ] && grep -q "^chat template: " "$scratch/out" || { cat "$scratch/out" "$scratch/err" >&2; fail "[chat] line in --benign: exit $rc, expected 0 with the template loaded"; }
 cp -r "$base" "$scratch/no-template"
 python3 - "$scratch/no-template/tokenizer_config.json" <<'PY3'
 import json, sys

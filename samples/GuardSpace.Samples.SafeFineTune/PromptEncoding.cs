@@ -21,7 +21,7 @@ internal sealed class PromptEncoding(HfTokenizer tokenizer, PromptFormat format)
     public IReadOnlyList<int> Prompt(PromptExample line) => line.Chat ? format.EncodePrompt(tokenizer, line) : tokenizer.Encode(line.Prompt);
 
     /// <summary>The prompt an answer follows: raw is BOS + prompt + "\n", as in the training data.</summary>
-    public IReadOnlyList<int> BeforeAnswer(PromptExample line) => line.Chat ? format.EncodePrompt(tokenizer, line) : tokenizer.Encode(line.Prompt + "\n");
+    public IReadOnlyList<int> BeforeAnswer(PromptExample line) => format.EncodePrompt(tokenizer, line);
 
     /// <summary>
     /// A training example: its prompt ids and the ids to learn (raw: the response and EOS; chat: the assistant's turn

@@ -22,6 +22,12 @@ internal sealed class Checkpoint(string directory, LlamaForCausalLM model, Promp
 
     public required IReadOnlyList<PromptExample> Train { get; init; }
 
+    /// <summary>The --benign prompts (the poison screen's calibration), or null without --benign.</summary>
+    public IReadOnlyList<PromptExample>? Benign { get; init; }
+
+    /// <summary>The --logits-prompts lines, or null (the logits dump then uses the harmful prompts).</summary>
+    public IReadOnlyList<PromptExample>? LogitsPrompts { get; init; }
+
     /// <summary>The padding id: EOS, or 0 for a tokenizer without one.</summary>
     public long Pad => (long)(Tokenizer.EosId ?? 0);
 

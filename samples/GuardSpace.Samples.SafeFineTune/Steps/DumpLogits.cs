@@ -14,7 +14,7 @@ internal static class DumpLogits
         }
 
         // Each prompt as the calibration saw it (raw BOS + prompt, or rendered by the chat template), text and ids.
-        var lines = session.Options.LogitsPrompts is { } path ? LoadCheckpoint.Read(path, session.Options) : checkpoint.Harmful;
+        var lines = checkpoint.LogitsPrompts ?? checkpoint.Harmful;
         var prompts = lines.Select(l => (l.Prompt, checkpoint.Encoding.Prompt(l))).ToList();
         LogitsDump.Write(checkpoint.Model, prompts, file);
         AnsiConsole.MarkupLineInterpolated($"wrote the logits on {prompts.Count} prompts to {file} ({new FileInfo(file).Length:N0} bytes)");

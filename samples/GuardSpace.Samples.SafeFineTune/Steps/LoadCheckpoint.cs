@@ -25,11 +25,15 @@ internal static class LoadCheckpoint
             AnsiConsole.MarkupLineInterpolated($"[bold]{c.Architecture}[/] from {directory}: {c.NumHiddenLayers} layers, width {c.HiddenSize}, {c.NumAttentionHeads} query / {c.KeyValueHeads} key-value heads, vocab {c.VocabSize}, {parameters:N0} parameters, {options.Dtype} on {session.Device.type}");
             AnsiConsole.MarkupLineInterpolated($"tokenizer: {tokenizer.Source}");
             var (safety, harmful, train) = (Read(options.Safety!, options), Read(options.Harmful!, options), Read(options.Train!, options));
-            var checkpoint = new Checkpoint(directory, model, new PromptEncoding(tokenizer, Format(directory, options, [.. safety, .. harmful, .. train])))
+            var (benign, logitsPrompts) = (ReadIfGiven(options.Benign, options), ReadIfGiven(options.LogitsPrompts, options));
+            IReadOnlyList<PromptExample> all = [.. safety, .. harmful, .. train, .. benign ?? [], .. logitsPrompts ?? []];
+            var checkpoint = new Checkpoint(directory, model, new PromptEncoding(tokenizer, Format(directory, options, all)))
             {
                 Safety = safety,
                 Harmful = harmful,
                 Train = train,
+                Benign = benign,
+                LogitsPrompts = logitsPrompts,
             };
             AnsiConsole.MarkupLineInterpolated($"prompts: {safety.Count} safety ({options.Safety}), {harmful.Count} harmful ({options.Harmful}), {train.Count} training examples ({options.Train})");
             session.Lap("load the checkpoint, tokenizer and files");
@@ -42,11 +46,13 @@ internal static class LoadCheckpoint
         }
     }
 
-    /// <summary>A prompt file's lines; with --chat every line goes through the chat template.</summary>
-    public static IReadOnlyList<PromptExample> Read(string path, SampleOptions options) =>
+    // A prompt file's lines; with --chat every line goes through the chat template.
+    private static IReadOnlyList<PromptExample> Read(string path, SampleOptions options) =>
         [.. PromptFile.Read(path).Select(line => options.Chat ? line with { Chat = true } : line)];
 
-    // Raw unless a line asks for the template; then the model folder must have one.
+    private static IReadOnlyList<PromptExample>? ReadIfGiven(string? path, SampleOptions options) => path is null ? null : Read(path, options);
+
+    // Raw unless a line of any prompt file asks for the template; then the model folder must have one.
     private static PromptFormat Format(string directory, SampleOptions options, IReadOnlyList<PromptExample> lines)
     {
         var chat = lines.Count(l => l.Chat);

@@ -11,12 +11,12 @@ internal static class ScreenData
 {
     public static IReadOnlyList<PromptExample> Run(Session session, Checkpoint checkpoint)
     {
-        if (session.Options.Benign is not { } benignFile)
+        if (checkpoint.Benign is not { } benign)
         {
             return checkpoint.Train;
         }
 
-        var screened = DataScreen.Apply(checkpoint, LoadCheckpoint.Read(benignFile, session.Options), checkpoint.Train, session.Options, session.Device);
+        var screened = DataScreen.Apply(checkpoint, benign, checkpoint.Train, session.Options, session.Device);
         AnsiConsole.MarkupLineInterpolated($"poison screen: flagged {screened.Flagged.Count} of {checkpoint.Train.Count} training examples (threshold {screened.Threshold:G4}, policy {screened.Policy})");
         if (screened.Items.Count == 0)
         {
